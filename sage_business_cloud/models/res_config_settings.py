@@ -1,0 +1,86 @@
+"""Settings > Sage Business Cloud: the OAuth client (system parameters) and this company's link."""
+
+from odoo import api, fields, models
+
+from ..services import sage_client
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    sage_client_id = fields.Char(
+        "Sage client id", config_parameter="sage_business_cloud.client_id", groups="base.group_system")
+    sage_client_secret = fields.Char(
+        "Sage client secret", config_parameter="sage_business_cloud.client_secret",
+        groups="base.group_system")
+    sage_authorize_url = fields.Char(
+        "Sage authorize URL", config_parameter="sage_business_cloud.authorize_url",
+        default=sage_client.SAGE_AUTHORIZE_URL, groups="base.group_system")
+    sage_token_url = fields.Char(
+        "Sage token URL", config_parameter="sage_business_cloud.token_url",
+        default=sage_client.SAGE_TOKEN_URL, groups="base.group_system")
+    sage_api_url = fields.Char(
+        "Sage API URL", config_parameter="sage_business_cloud.api_url",
+        default=sage_client.SAGE_API_URL, groups="base.group_system")
+
+    sage_connection_id = fields.Many2one(
+        "sage.connection", compute="_compute_sage_connection_id")
+    sage_state = fields.Selection(related="sage_connection_id.state")
+    sage_business_name = fields.Char(related="sage_connection_id.business_name")
+    sage_last_sync_at = fields.Datetime(related="sage_connection_id.last_sync_at")
+    sage_last_error = fields.Text(related="sage_connection_id.last_error")
+    sage_refresh_token_expires_at = fields.Datetime(
+        related="sage_connection_id.refresh_token_expires_at")
+    sage_refresh_token_expiring = fields.Boolean(
+        related="sage_connection_id.refresh_token_expiring")
+    sage_default_team_id = fields.Many2one(
+        "crm.team", string="Default sales team for Sage contacts",
+        compute="_compute_sage_company_values", readonly=False)
+    sage_exclude_supplier_invoices = fields.Boolean(
+        "Exclude supplier invoices", compute="_compute_sage_company_values", readonly=False)
+
+    @api.depends("company_id")
+    def _compute_sage_connection_id(self):
+        for settings in self:
+            settings.sage_connection_id = self.env["sage.connection"]._get_for_company(
+                settings.company_id, create=False)
+
+    @api.depends("company_id")
+    def _compute_sage_company_values(self):
+        for settings in self:
+            connection = self.env["sage.connection"]._get_for_company(
+                settings.company_id, create=False)
+            settings.sage_default_team_id = connection.default_team_id
+            settings.sage_exclude_supplier_invoices = connection.exclude_supplier_invoices
+
+    def set_values(self):
+        super().set_values()
+        if not self.env.user.has_group("base.group_system"):
+            return
+        connection = self.env["sage.connection"]._get_for_company(self.company_id)
+        values = {}
+        if connection.default_team_id != self.sage_default_team_id:
+            values["default_team_id"] = self.sage_default_team_id.id
+        if connection.exclude_supplier_invoices != self.sage_exclude_supplier_invoices:
+            values["exclude_supplier_invoices"] = self.sage_exclude_supplier_invoices
+        if values:
+            connection.write(values)
+
+    def _sage_connection(self):
+        return self.env["sage.connection"]._get_for_company(self.company_id)
+
+    def action_sage_connect(self):
+        """Button: save the settings, then go to Sage's authorize page."""
+        self.execute()
+        return self._sage_connection().action_connect()
+
+    def action_sage_disconnect(self):
+        self._sage_connection().action_disconnect()
+        return {"type": "ir.actions.client", "tag": "reload"}
+
+    def action_sage_sync_now(self):
+        self.execute()
+        return self._sage_connection().action_sync_now()
+
+    def action_sage_open_runs(self):
+        return self.env["ir.actions.act_window"]._for_xml_id("sage_business_cloud.sage_sync_run_action")

@@ -1,0 +1,86 @@
+"""Summary of one Sage sales or purchase invoice of a linked partner (read-only copy)."""
+
+from odoo import api, fields, models
+
+PAYMENT_STATES = [("paid", "Paid"), ("partial", "Part paid"), ("not_paid", "Not paid")]
+# Sage statuses that count in the figures; DRAFT, VOID and the like do not.
+OPEN_STATUSES = ("UNPAID", "PART_PAID", "DISPUTED")
+COUNTED_STATUSES = OPEN_STATUSES + ("PAID",)
+
+
+class SageInvoice(models.Model):
+    _name = "sage.invoice"
+    _description = "Sage Business Cloud invoice summary"
+    _order = "due_date desc, date desc, id desc"
+    _rec_name = "number"
+
+    partner_id = fields.Many2one("res.partner", required=True, ondelete="cascade", index=True)
+    connection_id = fields.Many2one("sage.connection", required=True, ondelete="cascade", index=True)
+    company_id = fields.Many2one(related="connection_id.company_id", store=True)
+    sage_id = fields.Char("Sage id", required=True, index=True)
+    sage_contact_id = fields.Char("Sage contact id", index=True)
+    invoice_type = fields.Selection(
+        [("sale", "Sales invoice"), ("purchase", "Purchase invoice")], required=True, index=True,
+    )
+    number = fields.Char(help="invoice_number for sales invoices, vendor_reference for purchases.")
+    date = fields.Date()
+    due_date = fields.Date(index=True)
+    currency_id = fields.Many2one("res.currency", required=True)
+    total_amount = fields.Monetary(currency_field="currency_id")
+    outstanding_amount = fields.Monetary(currency_field="currency_id")
+    status = fields.Char("Sage status", help="Sage's status id: UNPAID, PART_PAID, PAID, VOID, DRAFT...")
+    status_label = fields.Char("Status")
+    payment_state = fields.Selection(PAYMENT_STATES, compute="_compute_payment_state", store=True)
+    is_overdue = fields.Boolean(
+        "Overdue", compute="_compute_is_overdue", search="_search_is_overdue",
+        help="Money outstanding and the due date is past (computed against today).",
+    )
+    sage_url = fields.Char("Sage URL", help="Sage's own web-app link for this invoice.")
+    sage_updated_at = fields.Datetime()
+
+    _sql_constraints = [
+        ("sage_id_uniq", "unique(connection_id, invoice_type, sage_id)",
+         "This Sage invoice is already summarised."),
+    ]
+
+    @api.depends("status", "outstanding_amount", "total_amount")
+    def _compute_payment_state(self):
+        for invoice in self:
+            if invoice.status == "PAID" or (
+                invoice.status in OPEN_STATUSES and invoice.currency_id.is_zero(invoice.outstanding_amount)
+            ):
+                invoice.payment_state = "paid"
+            elif invoice.status == "PART_PAID" or (
+                invoice.status in OPEN_STATUSES
+                and invoice.outstanding_amount < invoice.total_amount
+            ):
+                invoice.payment_state = "partial"
+            else:
+                invoice.payment_state = "not_paid"
+
+    @api.depends("status", "outstanding_amount", "due_date")
+    @api.depends_context("date")
+    def _compute_is_overdue(self):
+        today = fields.Date.context_today(self)
+        for invoice in self:
+            invoice.is_overdue = bool(
+                invoice.status in OPEN_STATUSES
+                and invoice.outstanding_amount > 0
+                and invoice.due_date
+                and invoice.due_date < today
+            )
+
+    def _search_is_overdue(self, operator, value):
+        today = fields.Date.context_today(self)
+        domain = [
+            ("status", "in", OPEN_STATUSES),
+            ("outstanding_amount", ">", 0),
+            ("due_date", "<", today),
+        ]
+        positive = (operator in ("=", "!=")) and (bool(value) == (operator == "="))
+        return domain if positive else ["!", "&", "&", *domain]
+
+    def action_open_in_sage(self):
+        """Open this invoice in Sage's web app."""
+        self.ensure_one()
+        return {"type": "ir.actions.act_url", "url": self.sage_url, "target": "new"}

@@ -1,0 +1,2 @@
+from . import test_sage_client
+from . import test_install
