@@ -15,6 +15,7 @@
         "security/ir.model.access.csv",
         "data/ir_cron_data.xml",
         "data/mail_activity_data.xml",
+        "data/sage_push_data.xml",
         "views/sage_connection_views.xml",
         "views/sage_sync_run_views.xml",
         "views/sage_invoice_views.xml",

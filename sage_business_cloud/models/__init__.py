@@ -5,3 +5,6 @@ from . import sage_invoice
 from . import res_partner
 from . import res_config_settings
 from . import sage_sync
+from . import res_partner_sync
+from . import res_partner_invoice
+from . import res_partner_export

@@ -1,0 +1,2 @@
+from . import base_partner_merge
+from . import sage_link_wizard
