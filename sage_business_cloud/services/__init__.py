@@ -1,0 +1,3 @@
+from . import sage_client
+
+__all__ = ["sage_client"]

@@ -1,0 +1,826 @@
+"""Client for the Sage Business Cloud Accounting API v3.1 (UK).
+
+Plain Python on top of ``requests`` and ``requests-oauthlib``; nothing in this
+module imports Odoo, so it can be unit tested and reused on its own.
+
+Main pieces:
+
+* :class:`SageSettings` - endpoints, credentials and retry tuning.
+* :class:`SageOAuth` - authorization URL (PKCE S256), code exchange, token
+  refresh (Sage rotates the refresh token on every refresh) and revocation.
+* :class:`SageClient` - API calls with a Bearer token, ``X-Business`` header,
+  proactive and reactive (401) token refresh, ``$next`` paging, retries on
+  429 / 5xx / network errors, and mapping of Sage's error array to exceptions.
+
+Security rules kept throughout: access tokens, refresh tokens, client secrets
+and authorization codes never appear in log records or exception messages.
+Plain ``http://`` is accepted only for loopback hosts (a local sandbox).
+
+Retry policy: GET, PUT and DELETE are retried on 429, 5xx, timeouts and
+connection errors.  A POST is retried on 429 (the request was refused, so
+nothing was created) but after a timeout, a connection error or a 5xx it may
+already have created the record in Sage, so it is retried only when the body
+carries an ``idempotency_id`` inside the resource object (Sage then creates the
+record once); otherwise :class:`SageTransientError` is raised at once and the
+caller must check before posting again.  Token endpoint calls are never
+retried: a refresh token is single use, so replaying a refresh whose answer was
+lost would only end in ``invalid_grant``.
+
+On 429 the ``Retry-After`` header (seconds or HTTP date) is honoured when
+present, otherwise the wait is exponential backoff with full jitter capped at
+``backoff_cap``.  A ``Retry-After`` longer than ``backoff_cap`` is not slept
+through: :class:`SageRateLimitError` is raised at once with ``retry_after``
+so that the caller can reschedule.
+"""
+
+import contextlib
+import datetime as dt
+import email.utils
+import ipaddress
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import requests
+from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
+from requests_oauthlib import OAuth2Session
+
+_logger = logging.getLogger(__name__)
+
+SAGE_AUTHORIZE_URL = "https://www.sageone.com/oauth2/auth/central?filter=apiv3.1"
+SAGE_TOKEN_URL = "https://oauth.accounting.sage.com/token"
+SAGE_REVOKE_URL = "https://oauth.accounting.sage.com/revoke"
+SAGE_API_URL = "https://api.accounting.sage.com/v3.1"
+
+#: Refresh the access token when it expires within this many seconds.
+TOKEN_EXPIRY_MARGIN = 60
+#: Sage's documented lifetimes, used when a token response omits them.
+DEFAULT_ACCESS_TOKEN_LIFETIME = 300
+DEFAULT_REFRESH_TOKEN_LIFETIME = 31 * 24 * 3600
+
+#: Token endpoint error codes meaning the connection must be re-authorised.
+AUTH_ERROR_CODES = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+
+#: Resource (URL segment) -> name of the object wrapping a POST/PUT body.
+SINGULAR = {
+    "contacts": "contact",
+    "contact_persons": "contact_person",
+    "addresses": "address",
+    "sales_invoices": "sales_invoice",
+    "purchase_invoices": "purchase_invoice",
+    "contact_payments": "contact_payment",
+}
+
+#: Paths answered for the user as a whole, without ``X-Business``.
+_USER_LEVEL_ROOTS = frozenset({"businesses", "user"})
+_RETRY_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class SageError(Exception):
+    """Base class of every error raised by this module.
+
+    ``status`` is the HTTP status when there was a response, ``code`` the
+    OAuth error code or Sage ``$dataCode`` when known, ``request_id`` the
+    request id header Sage returned (useful for Sage support).
+    """
+
+    def __init__(self, message, status=None, code=None, request_id=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+
+
+class SageAuthError(SageError):
+    """Authorisation is lost: the user has to connect again."""
+
+
+class SageRateLimitError(SageError):
+    """HTTP 429 persisted after the allowed retries."""
+
+    def __init__(self, message, status=429, retry_after=None, **kwargs):
+        super().__init__(message, status=status, **kwargs)
+        self.retry_after = retry_after
+
+
+class SageTransientError(SageError):
+    """5xx, timeout or connection error that persisted (or was not retried)."""
+
+
+class SageValidationError(SageError):
+    """Sage rejected the data (422, or 400 with Sage's error array)."""
+
+    def __init__(self, message, status=422, errors=None, **kwargs):
+        super().__init__(message, status=status, **kwargs)
+        self.errors = list(errors or [])
+        self.user_message = format_sage_errors(self.errors) or message
+
+
+class SageNotFoundError(SageError):
+    """HTTP 404: unknown endpoint or record id."""
+
+
+def format_sage_errors(errors):
+    """Join Sage error entries as ``"$source: $message"`` (one per entry)."""
+    parts = []
+    for entry in errors or []:
+        message = str(entry.get("$message") or entry.get("message") or "").strip()
+        source = str(entry.get("$source") or "").strip()
+        if not message:
+            message = str(entry.get("$dataCode") or "").strip()
+        if not message:
+            continue
+        parts.append(f"{source}: {message}" if source else message)
+    return "; ".join(parts)
+
+
+def _redact(text, secrets):
+    """Replace each known secret occurring in ``text`` by ``***``."""
+    text = str(text)
+    for secret in secrets:
+        if secret and len(str(secret)) >= 4:
+            text = text.replace(str(secret), "***")
+    return text
+
+
+# ---------------------------------------------------------------------------
+# URL checks and oauthlib plumbing
+# ---------------------------------------------------------------------------
+
+
+def is_loopback_host(host):
+    """True for localhost and loopback IP addresses (IPv4 or IPv6)."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url):
+    """Raise :class:`SageError` unless ``url`` is https, or http on loopback."""
+    parts = urlsplit(url or "")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return
+    raise SageError(
+        f"Refusing URL {parts.scheme or '?'}://{parts.hostname or '?'}: "
+        "HTTPS is required (plain HTTP is only allowed for loopback hosts)"
+    )
+
+
+_insecure_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def _oauthlib_transport(url):
+    """Let oauthlib talk plain HTTP to a loopback ``url``, for this call only.
+
+    oauthlib refuses non-HTTPS URLs unless ``OAUTHLIB_INSECURE_TRANSPORT`` is
+    set.  The variable is set only while a call to a loopback http URL runs,
+    and restored afterwards; for any other URL nothing is changed.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not is_loopback_host(parts.hostname):
+        yield
+        return
+    with _insecure_lock:
+        previous = os.environ.get("OAUTHLIB_INSECURE_TRANSPORT")
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+            else:
+                os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = previous
+
+
+class _TokenCallLogFilter(logging.Filter):
+    """Drop requests-oauthlib's debug records during our token calls.
+
+    requests-oauthlib logs request bodies (client secret, code, refresh token)
+    and whole token responses at DEBUG level.  While a thread is inside one of
+    our token calls, the records of that logger are discarded.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def active(self):
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
+
+    def filter(self, record):
+        return not getattr(self._local, "depth", 0)
+
+
+_token_log_filter = _TokenCallLogFilter()
+for _name in ("requests_oauthlib.oauth2_session", "requests_oauthlib"):
+    logging.getLogger(_name).addFilter(_token_log_filter)
+
+
+def _retry_after_seconds(value, now):
+    """Parse a Retry-After header (delta seconds or HTTP date) into seconds."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _json_or_none(response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _request_id(response):
+    headers = response.headers
+    return headers.get("X-Request-Id") or headers.get("x_request_id")
+
+
+# ---------------------------------------------------------------------------
+# Settings and tokens
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SageSettings:
+    """Endpoints, credentials and tuning shared by :class:`SageOAuth` and :class:`SageClient`."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str | None = None
+    authorize_url: str = SAGE_AUTHORIZE_URL
+    token_url: str = SAGE_TOKEN_URL
+    revoke_url: str | None = None
+    api_url: str = SAGE_API_URL
+    scope: str = "full_access"
+    timeout: float | tuple = (5, 60)
+    max_retries: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    country: str | None = "gb"
+
+    def __post_init__(self):
+        for url in (self.authorize_url, self.token_url, self.revoke_url, self.api_url):
+            if url is not None:
+                check_url(url)
+
+    @property
+    def effective_revoke_url(self):
+        """``revoke_url``, or ``token_url`` with its last segment replaced by ``revoke``."""
+        if self.revoke_url:
+            return self.revoke_url
+        parts = urlsplit(self.token_url)
+        head = parts.path.rstrip("/").rpartition("/")[0]
+        return urlunsplit((parts.scheme, parts.netloc, f"{head}/revoke", "", ""))
+
+
+def normalize_token(raw, now, unknown_expiry=None):
+    """Return the token dict shape used by this project.
+
+    Keys: access_token, refresh_token, token_type, expires_at,
+    refresh_token_expires_at (epoch floats), scope, requested_by_id.
+    Existing absolute expiry values win over relative ``*_expires_in`` ones.
+    A token without any access-token expiry gets ``unknown_expiry`` as
+    ``expires_at`` when given, else Sage's default lifetime from ``now``.
+    """
+    raw = dict(raw or {})
+    if unknown_expiry is not None and raw.get("expires_at") is None and raw.get("expires_in") is None:
+        raw["expires_at"] = unknown_expiry
+
+    def absolute(at_key, in_key, default_lifetime):
+        if raw.get(at_key) is not None:
+            return float(raw[at_key])
+        lifetime = raw.get(in_key)
+        return float(now) + float(default_lifetime if lifetime in (None, "") else lifetime)
+
+    scope = raw.get("scope")
+    if isinstance(scope, (list, tuple, set)):
+        scope = " ".join(scope)
+    return {
+        "access_token": raw.get("access_token"),
+        "refresh_token": raw.get("refresh_token"),
+        "token_type": raw.get("token_type") or "bearer",
+        "expires_at": absolute("expires_at", "expires_in", DEFAULT_ACCESS_TOKEN_LIFETIME),
+        "refresh_token_expires_at": absolute(
+            "refresh_token_expires_at", "refresh_token_expires_in", DEFAULT_REFRESH_TOKEN_LIFETIME
+        ),
+        "scope": scope,
+        "requested_by_id": raw.get("requested_by_id"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# OAuth
+# ---------------------------------------------------------------------------
+
+
+class SageOAuth:
+    """OAuth 2.0 authorization-code flow against Sage's auth servers."""
+
+    def __init__(self, settings, session=None, clock=time.time):
+        self.settings = settings
+        self._session = session or requests.Session()
+        self._clock = clock
+
+    def _oauth_session(self, **kwargs):
+        oauth = OAuth2Session(self.settings.client_id, **kwargs)
+        # Reuse the transport of the injected session (adapters, TLS, proxies).
+        oauth.adapters = self._session.adapters
+        oauth.verify = self._session.verify
+        oauth.proxies = self._session.proxies
+        oauth.cert = self._session.cert
+        return oauth
+
+    def authorization_url(self, state):
+        """Return ``(url, code_verifier)`` for the user's browser (PKCE S256)."""
+        pkce = WebApplicationClient(self.settings.client_id)
+        verifier = pkce.create_code_verifier(64)
+        challenge = pkce.create_code_challenge(verifier, "S256")
+        extra = {"code_challenge": challenge, "code_challenge_method": "S256"}
+        if self.settings.country:
+            extra["country"] = self.settings.country
+        oauth = self._oauth_session(redirect_uri=self.settings.redirect_uri, scope=self.settings.scope)
+        with _oauthlib_transport(self.settings.authorize_url):
+            url, _state = oauth.authorization_url(self.settings.authorize_url, state=state, **extra)
+        return url, verifier
+
+    def fetch_token(self, code, code_verifier=None):
+        """Exchange an authorization code for a token dict."""
+        extra = {"code_verifier": code_verifier} if code_verifier else {}
+        oauth = self._oauth_session(redirect_uri=self.settings.redirect_uri)
+        oauth.register_compliance_hook("access_token_response", self._check_token_response)
+        raw = self._token_call(
+            "code exchange",
+            (code, code_verifier),
+            lambda: oauth.fetch_token(
+                self.settings.token_url,
+                code=code,
+                client_secret=self.settings.client_secret,
+                include_client_id=True,
+                timeout=self.settings.timeout,
+                **extra,
+            ),
+        )
+        return normalize_token(raw, self._clock())
+
+    def refresh(self, refresh_token):
+        """Use ``refresh_token`` once; the answer carries a new refresh token."""
+        if not refresh_token:
+            raise SageAuthError("No Sage refresh token available", code="missing_refresh_token")
+        oauth = self._oauth_session()
+        oauth.register_compliance_hook("refresh_token_response", self._check_token_response)
+        raw = self._token_call(
+            "token refresh",
+            (refresh_token,),
+            lambda: oauth.refresh_token(
+                self.settings.token_url,
+                refresh_token=refresh_token,
+                client_id=self.settings.client_id,
+                client_secret=self.settings.client_secret,
+                timeout=self.settings.timeout,
+            ),
+        )
+        return normalize_token(raw, self._clock())
+
+    def revoke(self, refresh_token):
+        """Revoke ``refresh_token`` (access tokens cannot be revoked)."""
+        url = self.settings.effective_revoke_url
+        data = {
+            "client_id": self.settings.client_id,
+            "client_secret": self.settings.client_secret,
+            "token": refresh_token,
+        }
+        self._token_call(
+            "token revocation",
+            (refresh_token,),
+            lambda: self._check_token_response(
+                self._session.post(
+                    url, data=data, headers={"Accept": "application/json"}, timeout=self.settings.timeout
+                )
+            ),
+        )
+
+    # -- helpers -----------------------------------------------------------
+
+    def _token_call(self, what, secrets, call):
+        """Run a token endpoint call with logging muted and errors mapped."""
+        secrets = (*secrets, self.settings.client_secret)
+        started = time.monotonic()
+        try:
+            with _token_log_filter.active(), _oauthlib_transport(self.settings.token_url):
+                result = call()
+        except SageError as exc:
+            exc.message = _redact(exc.message, secrets)
+            exc.args = (exc.message,)
+            _logger.warning("Sage %s failed: %s", what, exc.message)
+            raise
+        except requests.RequestException as exc:
+            message = f"Sage {what} failed: {type(exc).__name__}"
+            _logger.warning(message)
+            raise SageTransientError(message) from None
+        except OAuth2Error as exc:
+            code = exc.error or "invalid_response"
+            cls = SageAuthError if code in AUTH_ERROR_CODES else SageError
+            message = _redact(f"Sage {what} failed: {code}", secrets)
+            _logger.warning(message)
+            raise cls(message, status=exc.status_code, code=code) from None
+        _logger.info("Sage %s succeeded in %.0f ms", what, (time.monotonic() - started) * 1000)
+        if isinstance(result, dict):
+            result = dict(result)
+            if result.get("expires_in") is not None:
+                # oauthlib dated the token with time.time(); use our clock instead.
+                result.pop("expires_at", None)
+        return result
+
+    def _check_token_response(self, response):
+        """Raise the mapped error for a failed token endpoint answer."""
+        status = response.status_code
+        if status < 400:
+            return response
+        body = _json_or_none(response)
+        body = body if isinstance(body, dict) else {}
+        code = body.get("error")
+        description = body.get("error_description")
+        message = f"Sage token endpoint answered HTTP {status}"
+        if code:
+            message += f": {code}"
+        if description:
+            message += f" ({description})"
+        kwargs = {"status": status, "code": code, "request_id": _request_id(response)}
+        if status == 429:
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"), self._clock())
+            raise SageRateLimitError(message, retry_after=retry_after, **kwargs)
+        if status >= 500:
+            raise SageTransientError(message, **kwargs)
+        if code in AUTH_ERROR_CODES:
+            raise SageAuthError(message, **kwargs)
+        raise SageError(message, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# API client
+# ---------------------------------------------------------------------------
+
+
+def format_param(value):
+    """Serialise a query value: datetimes as UTC ISO 8601 with ``Z``."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.replace(microsecond=0).isoformat() + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(format_param(v) for v in value)
+    return str(value)
+
+
+def build_params(params):
+    """Drop None values and serialise the rest with :func:`format_param`."""
+    return {key: format_param(value) for key, value in (params or {}).items() if value is not None}
+
+
+def singular(resource):
+    """Name of the object wrapping a ``resource`` body, e.g. contacts -> contact."""
+    resource = resource.strip("/")
+    if resource in SINGULAR:
+        return SINGULAR[resource]
+    if resource.endswith("ies"):
+        return resource[:-3] + "y"
+    return resource.removesuffix("s")
+
+
+def _has_idempotency_id(body):
+    return isinstance(body, dict) and any(
+        isinstance(value, dict) and value.get("idempotency_id") for value in body.values()
+    )
+
+
+class SageClient:
+    """Sage Accounting API v3.1 client for one user token and one business."""
+
+    def __init__(
+        self,
+        settings,
+        token,
+        business_id=None,
+        token_saver=None,
+        refresh_handler=None,
+        session=None,
+        sleep=time.sleep,
+        clock=time.time,
+    ):
+        self.settings = settings
+        self.business_id = business_id
+        # A stored token without expiry information is treated as expired.
+        self._token = normalize_token(token, clock(), unknown_expiry=0.0)
+        self._token_saver = token_saver
+        self._refresh_handler = refresh_handler
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._oauth = SageOAuth(settings, session=self._session, clock=clock)
+        api = urlsplit(settings.api_url)
+        self._origin = (api.scheme, api.netloc)
+        self._base_path = api.path.rstrip("/")
+        #: HTTP requests sent to the API (token endpoint calls excluded).
+        self.request_count = 0
+        #: Envelope data of the last page read by :meth:`iter_pages`.
+        self.last_page = {}
+        #: ``jitter(low, high)`` used for backoff; replaceable in tests.
+        self.jitter = random.uniform
+
+    # -- tokens ------------------------------------------------------------
+
+    @property
+    def token(self):
+        return dict(self._token)
+
+    def ensure_token(self):
+        """Refresh when the access token is missing or expires within 60 s."""
+        expires_at = self._token.get("expires_at")
+        if (
+            not self._token.get("access_token")
+            or expires_at is None
+            or expires_at < self._clock() + TOKEN_EXPIRY_MARGIN
+        ):
+            self.refresh_token()
+
+    def refresh_token(self):
+        """Force a refresh, through ``refresh_handler`` when one was given."""
+        stale = dict(self._token)
+        if self._refresh_handler is not None:
+            fresh = self._refresh_handler(stale)
+            if not fresh or not fresh.get("access_token"):
+                raise SageAuthError("Sage token refresh returned no access token", code="no_token")
+            self._token = normalize_token(fresh, self._clock())
+        else:
+            self._token = self._oauth.refresh(stale.get("refresh_token"))
+            if self._token_saver is not None:
+                self._token_saver(dict(self._token))
+        return dict(self._token)
+
+    # -- business ----------------------------------------------------------
+
+    def list_businesses(self):
+        """Businesses the user can access (at least id, displayed_as, name)."""
+        data = self.request("GET", "/businesses")
+        if isinstance(data, list):
+            items = data
+        else:
+            items = [item for page in self._pages("/businesses", {}, data) for item in page]
+        for item in items:
+            item.setdefault("name", item.get("displayed_as"))
+        return items
+
+    def get_lead_business(self):
+        return self.request("GET", "/businesses/lead")
+
+    # -- listing -----------------------------------------------------------
+
+    def iter_pages(self, resource, attributes="all", items_per_page=200, **filters) -> Iterator[list]:
+        """Yield the ``$items`` of each page, following ``$next`` until null.
+
+        Lazy: a page is fetched only when the previous one has been consumed.
+        Empty pages are not yielded.  None-valued filters are dropped.
+        """
+        if isinstance(attributes, (list, tuple)):
+            attributes = ",".join(attributes)
+        params = build_params({"items_per_page": items_per_page, "attributes": attributes or None, **filters})
+        path = "/" + resource.strip("/")
+        return self._pages(path, params, None)
+
+    def iter_items(self, resource, **kwargs) -> Iterator[dict]:
+        for page in self.iter_pages(resource, **kwargs):
+            yield from page
+
+    def _pages(self, path, params, first):
+        data = first if first is not None else self.request("GET", path, params=params)
+        seen = {self._url(path, params)}
+        while True:
+            data = data if isinstance(data, dict) else {}
+            items = data.get("$items") or []
+            self.last_page = {
+                "total": data.get("$total"),
+                "page": data.get("$page"),
+                "items_per_page": data.get("$itemsPerPage", data.get("$items_per_page")),
+                "next": data.get("$next"),
+            }
+            if items:
+                yield items
+            next_link = data.get("$next")
+            if not next_link:
+                return
+            url = self._next_url(next_link, params)
+            if url in seen:
+                _logger.warning("Sage paging stopped: $next repeats a page already read (%s)", path)
+                return
+            seen.add(url)
+            data = self.request("GET", url)
+
+    def _next_url(self, next_link, params):
+        """Absolute URL for ``$next``, keeping original params it does not repeat."""
+        url = self._url(next_link)
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        for key, value in params.items():
+            query.setdefault(key, value)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+    # -- records -----------------------------------------------------------
+
+    def _record_path(self, resource, key):
+        return f"/{resource.strip('/')}/{quote(str(key), safe='')}"
+
+    def get(self, resource, key, **params):
+        return self.request("GET", self._record_path(resource, key), params=build_params(params))
+
+    def create(self, resource, values, idempotency_id=None):
+        """POST ``{"<singular>": values}``; ``idempotency_id`` goes inside the object."""
+        values = dict(values)
+        if idempotency_id:
+            values["idempotency_id"] = idempotency_id
+        return self.request("POST", "/" + resource.strip("/"), json={singular(resource): values})
+
+    def update(self, resource, key, values):
+        return self.request("PUT", self._record_path(resource, key), json={singular(resource): dict(values)})
+
+    def delete(self, resource, key, **params):
+        return self.request("DELETE", self._record_path(resource, key), params=build_params(params))
+
+    # -- transport ---------------------------------------------------------
+
+    def _url(self, path, params=None):
+        """Absolute API URL for ``path`` (relative, with or without the base path, or absolute)."""
+        parts = urlsplit(path)
+        if parts.scheme or parts.netloc:
+            if (parts.scheme, parts.netloc) != self._origin:
+                raise SageError("Refusing to send the Sage token to a foreign host")
+            rel_path = parts.path
+        else:
+            rel_path = "/" + parts.path.lstrip("/")
+            base = self._base_path
+            if base and not (rel_path == base or rel_path.startswith(base + "/")):
+                rel_path = base + rel_path
+        query = parts.query
+        if params:
+            query = "&".join(filter(None, [query, urlencode(params)]))
+        return urlunsplit((*self._origin, rel_path, query, ""))
+
+    def _needs_business_header(self, url):
+        path = urlsplit(url).path
+        if self._base_path and path.startswith(self._base_path):
+            path = path[len(self._base_path):]
+        return path.strip("/").split("/")[0] not in _USER_LEVEL_ROOTS
+
+    def _backoff(self, attempt):
+        ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * (2 ** attempt))
+        return self.jitter(0, ceiling)
+
+    def request(self, method, path, params=None, json=None):
+        """Send one API call with auth, retries and error mapping.
+
+        Returns the decoded JSON body, or None for an empty body (e.g. 204).
+        """
+        method = method.upper()
+        url = self._url(path, params)
+        log_path = urlsplit(url).path
+        retry_safe = method in _RETRY_SAFE_METHODS or _has_idempotency_id(json)
+        headers = {"Accept": "application/json"}
+        if self.business_id and self._needs_business_header(url):
+            headers["X-Business"] = self.business_id
+        attempt = 0
+        refreshed = False
+        while True:
+            self.ensure_token()
+            headers["Authorization"] = f"Bearer {self._token['access_token']}"
+            self.request_count += 1
+            started = time.monotonic()
+            try:
+                response = self._session.request(
+                    method, url, json=json, headers=headers, timeout=self.settings.timeout
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                reason = type(exc).__name__
+                _logger.warning("Sage %s %s failed: %s", method, log_path, reason)
+                if not retry_safe:
+                    raise SageTransientError(
+                        f"Sage {method} {log_path} failed ({reason}); not retried because "
+                        "the request may have been processed (no idempotency_id)"
+                    ) from None
+                if attempt >= self.settings.max_retries:
+                    raise SageTransientError(
+                        f"Sage {method} {log_path} failed ({reason}) after {attempt + 1} attempts"
+                    ) from None
+                self._wait(self._backoff(attempt), method, log_path, reason)
+                attempt += 1
+                continue
+            status = response.status_code
+            _logger.debug(
+                "Sage %s %s -> %s in %.0f ms", method, log_path, status, (time.monotonic() - started) * 1000
+            )
+            if status == 401 and not refreshed:
+                _logger.info("Sage %s %s answered 401; refreshing the token once", method, log_path)
+                refreshed = True
+                self.refresh_token()
+                continue
+            if status == 429:
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"), self._clock())
+                if retry_after is not None and retry_after > self.settings.backoff_cap:
+                    raise self._error(response, method, log_path, retry_after=retry_after)
+                if attempt >= self.settings.max_retries:
+                    raise self._error(response, method, log_path, retry_after=retry_after)
+                delay = retry_after if retry_after is not None else self._backoff(attempt)
+                self._wait(delay, method, log_path, "HTTP 429")
+                attempt += 1
+                continue
+            if status >= 500:
+                if not retry_safe or attempt >= self.settings.max_retries:
+                    raise self._error(response, method, log_path, attempts=attempt + 1)
+                self._wait(self._backoff(attempt), method, log_path, f"HTTP {status}")
+                attempt += 1
+                continue
+            if status >= 400:
+                raise self._error(response, method, log_path)
+            if not response.content or not response.content.strip():
+                return None
+            data = _json_or_none(response)
+            if data is None:
+                raise SageError(
+                    f"Sage {method} {log_path} returned a non-JSON body", status=status,
+                    request_id=_request_id(response),
+                )
+            return data
+
+    def _wait(self, delay, method, log_path, reason):
+        _logger.warning("Sage %s %s: %s, retrying in %.2f s", method, log_path, reason, delay)
+        self._sleep(delay)
+
+    def _error(self, response, method, log_path, retry_after=None, attempts=1):
+        """Build the exception for a final error response."""
+        status = response.status_code
+        body = _json_or_none(response)
+        if isinstance(body, dict):
+            errors = body.get("$errors") or body.get("errors") or ([body] if "$message" in body else [])
+        else:
+            errors = body if isinstance(body, list) else []
+        errors = [entry for entry in errors if isinstance(entry, dict)]
+        detail = format_sage_errors(errors)
+        code = next((e.get("$dataCode") for e in errors if e.get("$dataCode")), None)
+        message = f"Sage {method} {log_path} failed with HTTP {status}"
+        if attempts > 1:
+            message += f" after {attempts} attempts"
+        if detail:
+            message += f": {detail}"
+        message = _redact(message, (self._token.get("access_token"), self._token.get("refresh_token")))
+        kwargs = {"status": status, "code": code, "request_id": _request_id(response)}
+        _logger.log(logging.INFO if status in (404, 422) else logging.WARNING, message)
+        if status == 401:
+            return SageAuthError(message, **kwargs)
+        if status == 404:
+            return SageNotFoundError(message, **kwargs)
+        if status == 429:
+            return SageRateLimitError(message, retry_after=retry_after, **kwargs)
+        if status >= 500:
+            return SageTransientError(message, **kwargs)
+        if status == 422 or (status == 400 and errors):
+            return SageValidationError(message, errors=errors, **kwargs)
+        return SageError(message, **kwargs)

@@ -1,0 +1,552 @@
+"""Unit tests of the plain-Python Sage client (services/sage_client.py).
+
+They run without Odoo (plain pytest) and under pytest-odoo alike: the client
+module is loaded from its file path, never through ``odoo.addons``.  HTTP is
+mocked with ``responses``; sleeping and the clock are injected.
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+_CLIENT_PATH = Path(__file__).resolve().parents[1] / "services" / "sage_client.py"
+
+
+def _load_client_module():
+    module = sys.modules.get("sage_client")
+    if module is not None and Path(getattr(module, "__file__", "")).resolve() == _CLIENT_PATH:
+        return module
+    spec = importlib.util.spec_from_file_location("sage_client", _CLIENT_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sage_client"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sc = _load_client_module()
+
+API = sc.SAGE_API_URL
+TOKEN_URL = sc.SAGE_TOKEN_URL
+NOW = 1_700_000_000.0
+CLIENT_SECRET = "client-SECRET-0123456789"
+ACCESS = "access-SECRET-aaaa1111"
+REFRESH = "refresh-SECRET-bbbb2222"
+NEW_ACCESS = "access-SECRET-cccc3333"
+NEW_REFRESH = "refresh-SECRET-dddd4444"
+AUTH_CODE = "GB/code-SECRET-eeee5555"
+SECRETS = (CLIENT_SECRET, ACCESS, REFRESH, NEW_ACCESS, NEW_REFRESH, AUTH_CODE)
+
+
+class Clock:
+    def __init__(self, now=NOW):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class Sleeper:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, seconds):
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+@pytest.fixture
+def sleeper():
+    return Sleeper()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def make_settings(**overrides):
+    values = {
+        "client_id": "cid",
+        "client_secret": CLIENT_SECRET,
+        "redirect_uri": "https://odoo.example.com/sage/callback",
+    }
+    values.update(overrides)
+    return sc.SageSettings(**values)
+
+
+@pytest.fixture
+def make_client(sleeper, clock):
+    def factory(settings=None, expires_in=3600, **kwargs):
+        token = {
+            "access_token": ACCESS,
+            "refresh_token": REFRESH,
+            "token_type": "bearer",
+            "expires_at": clock() + expires_in,
+        }
+        kwargs.setdefault("sleep", sleeper)
+        kwargs.setdefault("clock", clock)
+        return sc.SageClient(settings or make_settings(), token, **kwargs)
+
+    return factory
+
+
+def bearer(token):
+    return matchers.header_matcher({"Authorization": f"Bearer {token}"})
+
+
+def token_reply(access=NEW_ACCESS, refresh=NEW_REFRESH, **extra):
+    body = {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expires_in": 300,
+        "scope": "full_access",
+        "requested_by_id": "user-1",
+    }
+    body.update(extra)
+    return body
+
+
+def add_refresh(rsps, url=TOKEN_URL, **extra):
+    form = {"grant_type": "refresh_token", "refresh_token": REFRESH, "client_id": "cid",
+            "client_secret": CLIENT_SECRET}
+    return rsps.post(url, json=token_reply(**extra), match=[matchers.urlencoded_params_matcher(form)])
+
+
+def query(call):
+    return {key: values[0] for key, values in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+# -- OAuth -----------------------------------------------------------------
+
+
+def test_authorization_url_has_pkce_state_and_keeps_filter():
+    url, verifier = sc.SageOAuth(make_settings()).authorization_url("st4te-123")
+
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "www.sageone.com", "/oauth2/auth/central")
+    params = {key: values[0] for key, values in parse_qs(parts.query).items()}
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    assert params == {
+        "filter": "apiv3.1",
+        "client_id": "cid",
+        "response_type": "code",
+        "redirect_uri": "https://odoo.example.com/sage/callback",
+        "scope": "full_access",
+        "state": "st4te-123",
+        "country": "gb",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    assert 43 <= len(verifier) <= 128
+
+
+def test_fetch_token_sends_code_verifier_and_secret_in_body(rsps, clock):
+    form = {"grant_type": "authorization_code", "code": AUTH_CODE, "client_id": "cid",
+            "client_secret": CLIENT_SECRET, "redirect_uri": "https://odoo.example.com/sage/callback",
+            "code_verifier": "v" * 43}
+    rsps.post(TOKEN_URL, json=token_reply(refresh_token_expires_in=1000),
+              match=[matchers.urlencoded_params_matcher(form)])
+
+    token = sc.SageOAuth(make_settings(), clock=clock).fetch_token(AUTH_CODE, code_verifier="v" * 43)
+
+    assert "Authorization" not in rsps.calls[0].request.headers
+    assert token == {
+        "access_token": NEW_ACCESS,
+        "refresh_token": NEW_REFRESH,
+        "token_type": "bearer",
+        "expires_at": NOW + 300,
+        "refresh_token_expires_at": NOW + 1000,
+        "scope": "full_access",
+        "requested_by_id": "user-1",
+    }
+
+
+def test_refresh_rotation_calls_token_saver_with_new_refresh_token(rsps, make_client):
+    saved = []
+    add_refresh(rsps)
+    client = make_client(token_saver=saved.append)
+
+    token = client.refresh_token()
+
+    assert token["refresh_token"] == NEW_REFRESH
+    assert saved == [client.token]
+    assert saved[0]["refresh_token"] == NEW_REFRESH
+    assert saved[0]["refresh_token_expires_at"] == NOW + 31 * 24 * 3600  # Sage default when omitted
+
+
+def test_refresh_handler_replaces_self_refresh(rsps, make_client):
+    stale_seen, saved = [], []
+
+    def handler(stale):
+        stale_seen.append(stale)
+        return token_reply()
+
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"}, match=[bearer(NEW_ACCESS)])
+    client = make_client(expires_in=-5, refresh_handler=handler, token_saver=saved.append)
+
+    assert client.get("contacts", "c1") == {"id": "c1"}
+    assert [s["refresh_token"] for s in stale_seen] == [REFRESH]
+    assert saved == []  # persisting is the handler's job
+    assert all(call.request.url != TOKEN_URL for call in rsps.calls)
+
+
+@pytest.mark.parametrize(("expires_in", "refreshed"), [(30, True), (120, False)])
+def test_proactive_refresh_when_expiry_within_a_minute(rsps, make_client, expires_in, refreshed):
+    if refreshed:
+        add_refresh(rsps)
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"}, match=[bearer(NEW_ACCESS if refreshed else ACCESS)])
+
+    make_client(expires_in=expires_in).get("contacts", "c1")
+
+    assert len(rsps.calls) == (2 if refreshed else 1)
+
+
+def test_401_refreshes_and_retries_once(rsps, make_client):
+    rsps.get(f"{API}/contacts/c1", status=401, json=[{"$message": "expired"}], match=[bearer(ACCESS)])
+    add_refresh(rsps)
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"}, match=[bearer(NEW_ACCESS)])
+    client = make_client()
+
+    assert client.get("contacts", "c1") == {"id": "c1"}
+    assert client.request_count == 2
+    assert client.token["access_token"] == NEW_ACCESS
+
+
+def test_second_401_raises_auth_error(rsps, make_client):
+    rsps.get(f"{API}/contacts", status=401, json=[{"$dataCode": "AuthorizationFailure",
+                                                   "$message": "No active subscription. (MSE)"}])
+    add_refresh(rsps)
+    client = make_client()
+
+    with pytest.raises(sc.SageAuthError) as info:
+        client.request("GET", "/contacts")
+    assert info.value.status == 401
+    assert "No active subscription" in str(info.value)
+    assert [c.request.url for c in rsps.calls].count(TOKEN_URL) == 1
+    assert client.request_count == 2
+
+
+def test_403_is_a_plain_sage_error(rsps, make_client):
+    rsps.get(f"{API}/contacts", status=403, json=[{"$dataCode": "MultiUserAccessDenied", "$message": "no"}])
+
+    with pytest.raises(sc.SageError) as info:
+        make_client().request("GET", "/contacts")
+    assert type(info.value) is sc.SageError
+    assert (info.value.status, info.value.code) == (403, "MultiUserAccessDenied")
+
+
+def test_invalid_grant_raises_auth_error_without_token(rsps, make_client):
+    rsps.post(TOKEN_URL, status=400, json={"error": "invalid_grant",
+                                           "error_description": f"refresh token {REFRESH} was used"})
+
+    with pytest.raises(sc.SageAuthError) as info:
+        make_client().refresh_token()
+    assert info.value.code == "invalid_grant"
+    assert info.value.status == 400
+    assert REFRESH not in str(info.value)
+
+
+def test_x_business_header_on_api_calls_but_not_on_businesses(rsps, make_client):
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"},
+             match=[matchers.header_matcher({"X-Business": "biz-1", "Accept": "application/json"})])
+    rsps.get(f"{API}/businesses", json={"$items": [{"id": "biz-1", "displayed_as": "Acme"}], "$next": None})
+    client = make_client(business_id="biz-1")
+
+    client.get("contacts", "c1")
+    businesses = client.list_businesses()
+
+    assert businesses == [{"id": "biz-1", "displayed_as": "Acme", "name": "Acme"}]
+    assert "X-Business" not in rsps.calls[1].request.headers
+
+
+def test_paging_follows_next_lazily(rsps, make_client):
+    first = {"items_per_page": "200", "attributes": "all"}
+    rsps.get(f"{API}/contacts", match=[matchers.query_param_matcher(first)], json={
+        "$items": [{"id": "1"}, {"id": "2"}], "$itemsPerPage": 200,
+        "$next": "/contacts?page=2&items_per_page=200&attributes=all"})
+    rsps.get(f"{API}/contacts", match=[matchers.query_param_matcher({**first, "page": "2"})], json={
+        "$items": [{"id": "3"}], "$items_per_page": 200,
+        "$next": "/v3.1/contacts?page=3&items_per_page=200&attributes=all"})
+    rsps.get(f"{API}/contacts", match=[matchers.query_param_matcher({**first, "page": "3"})],
+             json={"$items": [{"id": "4"}], "$next": None})
+    client = make_client()
+
+    pages = client.iter_pages("contacts")
+    assert len(rsps.calls) == 0
+    assert next(pages) == [{"id": "1"}, {"id": "2"}]
+    assert len(rsps.calls) == 1
+    assert next(pages) == [{"id": "3"}]
+    assert len(rsps.calls) == 2
+    assert client.last_page["items_per_page"] == 200
+    assert list(pages) == [[{"id": "4"}]]
+    assert len(rsps.calls) == 3
+
+
+def test_refresh_in_the_middle_of_a_listing_resumes_same_page(rsps, make_client):
+    first = matchers.query_param_matcher({"items_per_page": "200", "attributes": "all"})
+    rsps.get(f"{API}/contacts", match=[first], json={"$items": [{"id": "1"}], "$next": "/contacts?page=2"})
+    rsps.get(f"{API}/contacts", status=401, match=[bearer(ACCESS)])
+    add_refresh(rsps)
+    rsps.get(f"{API}/contacts", json={"$items": [{"id": "2"}], "$next": None}, match=[bearer(NEW_ACCESS)])
+    client = make_client()
+
+    assert [item["id"] for item in client.iter_items("contacts")] == ["1", "2"]
+    api_calls = [c for c in rsps.calls if c.request.url != TOKEN_URL]
+    assert [query(c).get("page") for c in api_calls] == [None, "2", "2"]
+    # Filters of the first request are kept when $next does not repeat them.
+    assert query(api_calls[2])["items_per_page"] == "200"
+
+
+def test_filters_are_serialised_and_none_dropped(rsps, make_client):
+    expected = {
+        "items_per_page": "50",
+        "attributes": "id,name",
+        "updated_or_created_since": "2024-05-01T10:30:15Z",
+        "contact_id": "c1",
+        "from_date": "2024-01-31",
+    }
+    rsps.get(f"{API}/contact_persons", json={"$items": [], "$next": None},
+             match=[matchers.query_param_matcher(expected)])
+    since = dt.datetime(2024, 5, 1, 12, 30, 15, 999, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+    pages = list(make_client().iter_pages(
+        "contact_persons", attributes=["id", "name"], items_per_page=50, updated_or_created_since=since,
+        deleted_since=None, contact_id="c1", from_date=dt.date(2024, 1, 31)))
+
+    assert pages == []
+    assert sc.format_param(dt.datetime(2024, 5, 1, 8, 0)) == "2024-05-01T08:00:00Z"  # naive = UTC
+
+
+# -- retries ---------------------------------------------------------------
+
+
+def test_429_honours_retry_after(rsps, make_client, sleeper):
+    rsps.get(f"{API}/contacts/c1", status=429, headers={"Retry-After": "7"})
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"})
+
+    assert make_client().get("contacts", "c1") == {"id": "c1"}
+    assert sleeper.calls == [7.0]
+
+
+def test_429_without_retry_after_uses_capped_full_jitter(rsps, make_client, sleeper):
+    for _ in range(4):
+        rsps.get(f"{API}/contacts/c1", status=429)
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"})
+    client = make_client(make_settings(backoff_base=1.0, backoff_cap=5.0, max_retries=4))
+    ranges = []
+    client.jitter = lambda low, high: ranges.append((low, high)) or high / 2
+
+    client.get("contacts", "c1")
+
+    assert ranges == [(0, 1.0), (0, 2.0), (0, 4.0), (0, 5.0)]
+    assert sleeper.calls == [0.5, 1.0, 2.0, 2.5]
+
+
+def test_429_exhausted_raises_rate_limit_error(rsps, make_client, sleeper):
+    for _ in range(3):
+        rsps.get(f"{API}/contacts/c1", status=429, headers={"Retry-After": "1"})
+    client = make_client(make_settings(max_retries=2))
+
+    with pytest.raises(sc.SageRateLimitError) as info:
+        client.get("contacts", "c1")
+    assert info.value.retry_after == 1.0
+    assert info.value.status == 429
+    assert sleeper.calls == [1.0, 1.0]
+    assert client.request_count == 3
+
+
+def test_429_with_retry_after_beyond_cap_raises_at_once(rsps, make_client, sleeper):
+    rsps.get(f"{API}/contacts/c1", status=429, headers={"Retry-After": "600"})
+
+    with pytest.raises(sc.SageRateLimitError) as info:
+        make_client().get("contacts", "c1")
+    assert info.value.retry_after == 600.0
+    assert sleeper.calls == []
+
+
+def test_503_then_success(rsps, make_client, sleeper):
+    rsps.get(f"{API}/contacts/c1", status=503)
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"})
+
+    assert make_client().get("contacts", "c1") == {"id": "c1"}
+    assert len(sleeper.calls) == 1
+
+
+def test_5xx_exhausted_raises_transient_error(rsps, make_client, sleeper):
+    boom = [{"$dataCode": "UnexpectedError", "$message": "boom"}]
+    for _ in range(3):
+        rsps.get(f"{API}/contacts/c1", status=500, json=boom)
+    client = make_client(make_settings(max_retries=2))
+
+    with pytest.raises(sc.SageTransientError) as info:
+        client.get("contacts", "c1")
+    assert info.value.status == 500
+    assert client.request_count == 3
+    assert len(sleeper.calls) == 2
+
+
+def test_timeouts_and_connection_errors_retried_then_transient_error(rsps, make_client, sleeper):
+    rsps.get(f"{API}/contacts/c1", body=requests.Timeout("read timed out"))
+    rsps.get(f"{API}/contacts/c1", body=requests.ConnectionError("reset"))
+    rsps.get(f"{API}/contacts/c1", body=requests.Timeout("read timed out"))
+    client = make_client(make_settings(max_retries=2))
+
+    with pytest.raises(sc.SageTransientError) as info:
+        client.get("contacts", "c1")
+    assert info.value.status is None
+    assert client.request_count == 3
+    assert len(sleeper.calls) == 2
+
+
+@pytest.mark.parametrize("failure", [{"status": 503}, {"body": requests.Timeout("slow")}])
+def test_post_without_idempotency_id_is_not_retried(rsps, make_client, sleeper, failure):
+    rsps.post(f"{API}/contacts", **failure)
+    client = make_client()
+
+    with pytest.raises(sc.SageTransientError):
+        client.create("contacts", {"name": "Acme"})
+    assert client.request_count == 1
+    assert sleeper.calls == []
+
+
+def test_post_with_idempotency_id_puts_it_inside_resource_and_retries(rsps, make_client):
+    body = {"contact": {"name": "Acme", "contact_type_ids": ["CUSTOMER"], "idempotency_id": "idem-1"}}
+    rsps.post(f"{API}/contacts", status=503, match=[matchers.json_params_matcher(body)])
+    rsps.post(f"{API}/contacts", status=201, json={"id": "new"}, match=[matchers.json_params_matcher(body)])
+    client = make_client()
+
+    values = {"name": "Acme", "contact_type_ids": ["CUSTOMER"]}
+    created = client.create("contacts", values, idempotency_id="idem-1")
+
+    assert created == {"id": "new"}
+    assert client.request_count == 2
+
+
+def test_update_wraps_values_and_delete_returns_none_on_204(rsps, make_client):
+    rsps.put(f"{API}/contact_persons/p%2F1", json={"id": "p/1"},
+             match=[matchers.json_params_matcher({"contact_person": {"name": "Jane"}})])
+    rsps.delete(f"{API}/addresses/a1", status=204)
+    client = make_client()
+
+    assert client.update("contact_persons", "p/1", {"name": "Jane"}) == {"id": "p/1"}
+    assert client.delete("addresses", "a1") is None
+
+
+# -- error mapping ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [422, 400])
+def test_validation_error_carries_sage_messages(rsps, make_client, status):
+    errors = [
+        {"$severity": "error", "$dataCode": "RecordInvalid", "$message": "can't be blank", "$source": "name"},
+        {"$severity": "error", "$dataCode": "RecordInvalid", "$message": "Contact is invalid", "$source": ""},
+    ]
+    rsps.post(f"{API}/contacts", status=status, json=errors)
+
+    with pytest.raises(sc.SageValidationError) as info:
+        make_client().create("contacts", {"name": ""})
+    assert info.value.status == status
+    assert info.value.errors == errors
+    assert info.value.user_message == "name: can't be blank; Contact is invalid"
+
+
+def test_404_raises_not_found(rsps, make_client):
+    rsps.get(f"{API}/contacts/missing", status=404,
+             json=[{"$dataCode": "RecordNotFound", "$message": "gone"}])
+
+    with pytest.raises(sc.SageNotFoundError) as info:
+        make_client().get("contacts", "missing")
+    assert info.value.status == 404
+
+
+# -- transport rules and secrecy ---------------------------------------------
+
+
+def test_timeout_passed_to_every_request(rsps, make_client):
+    add_refresh(rsps)
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"})
+    rsps.post(sc.SAGE_REVOKE_URL, json={"success": "ok"})
+    client = make_client(make_settings(timeout=(3, 17)), expires_in=0)
+
+    client.get("contacts", "c1")
+    sc.SageOAuth(client.settings).revoke(NEW_REFRESH)
+
+    assert len(rsps.calls) == 3
+    assert [call.request.req_kwargs["timeout"] for call in rsps.calls] == [(3, 17)] * 3
+
+
+def test_secrets_never_in_logs_or_exceptions(rsps, make_client, caplog, clock):
+    caplog.set_level(logging.DEBUG)
+    rsps.post(TOKEN_URL, json=token_reply(access=ACCESS, refresh=REFRESH))
+    rsps.get(f"{API}/contacts/c1", status=401)
+    add_refresh(rsps)
+    rsps.get(f"{API}/contacts/c1", status=422, json=[{"$message": "bad", "$source": "name"}])
+    rsps.post(TOKEN_URL, status=401, json={"error": "invalid_client", "error_description": CLIENT_SECRET})
+
+    sc.SageOAuth(make_settings(), clock=clock).fetch_token(AUTH_CODE, code_verifier="v" * 43)
+    client = make_client()
+    with pytest.raises(sc.SageValidationError) as validation:
+        client.get("contacts", "c1")
+    with pytest.raises(sc.SageAuthError) as auth:
+        client.refresh_token()
+
+    assert caplog.records  # something was logged at all
+    texts = [caplog.text, str(validation.value), str(auth.value), repr(auth.value)]
+    assert not [secret for secret in SECRETS for text in texts if secret in text]
+
+
+def test_revoke_posts_refresh_token_to_derived_loopback_url(rsps):
+    settings = make_settings(token_url="http://127.0.0.1:8069/sage_sandbox/oauth/token")
+    revoke_url = "http://127.0.0.1:8069/sage_sandbox/oauth/revoke"
+    rsps.post(revoke_url, json={"success": "ok"}, match=[matchers.urlencoded_params_matcher(
+        {"client_id": "cid", "client_secret": CLIENT_SECRET, "token": REFRESH})])
+    add_refresh(rsps, url=settings.token_url)
+    oauth = sc.SageOAuth(settings)
+
+    assert settings.effective_revoke_url == revoke_url
+    assert oauth.revoke(REFRESH) is None
+    assert oauth.refresh(REFRESH)["refresh_token"] == NEW_REFRESH  # oauthlib accepts loopback http
+    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+
+
+@pytest.mark.parametrize("field", ["api_url", "token_url", "authorize_url", "revoke_url"])
+def test_plain_http_refused_for_non_loopback_hosts(field):
+    with pytest.raises(sc.SageError):
+        make_settings(**{field: "http://sage.example.com/v3.1"})
+    make_settings(**{field: "http://localhost:8069/v3.1"})
+    make_settings(**{field: "http://[::1]:8069/v3.1"})
+
+
+def test_next_link_to_foreign_host_is_refused(rsps, make_client):
+    foreign = "https://evil.example.com/contacts?page=2"
+    rsps.get(f"{API}/contacts", json={"$items": [{"id": "1"}], "$next": foreign})
+
+    with pytest.raises(sc.SageError):
+        list(make_client().iter_pages("contacts"))
+    assert len(rsps.calls) == 1
+
+
+def test_request_body_is_json(rsps, make_client):
+    rsps.post(f"{API}/addresses", status=201, json={"id": "a1"})
+
+    make_client().create("addresses", {"name": "Main"})
+
+    assert json.loads(rsps.calls[0].request.body) == {"address": {"name": "Main"}}
