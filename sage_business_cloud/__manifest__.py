@@ -26,6 +26,7 @@
         "views/sage_templates.xml",
         "views/sage_menus.xml",
         "wizard/sage_link_wizard_views.xml",
+        "views/res_partner_export_menus.xml",
     ],
     "installable": True,
     "application": False,

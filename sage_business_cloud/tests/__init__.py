@@ -1,2 +1,3 @@
 from . import test_sage_client
 from . import test_install
+from . import test_export

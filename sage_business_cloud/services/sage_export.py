@@ -1,0 +1,170 @@
+"""Odoo -> Sage value mapping for Export to Sage and pushed edits. Plain Python, no ORM.
+
+The Odoo side gathers plain dicts (:func:`address_values`, :func:`person_values`) and this module
+turns them into Sage request bodies, compares them with what was last pushed, and lists the Sage
+values a push is about to overwrite.
+
+Shapes (also the shape of the stored snapshot of the last pushed values):
+
+* contact: ``{"name", "main_address": {...}, "delivery_address": {...}, "main_contact_person":
+  {...}}`` (the two addresses only when Odoo has one);
+* address: ``{"address_line_1", "address_line_2", "city", "postal_code", "region", "country_id"}``;
+* contact person: ``{"name", "email", "telephone", "mobile"}`` (``name`` left out when Odoo has no
+  person for the contact, so Sage's own contact person name is never overwritten by a company name).
+"""
+
+import re
+
+ADDRESS_KEYS = ("address_line_1", "address_line_2", "city", "postal_code", "region", "country_id")
+PERSON_KEYS = ("name", "email", "telephone", "mobile")
+NESTED_KEYS = ("main_address", "delivery_address", "main_contact_person")
+#: Sage limits a contact person's name to 50 characters (the contact's name may have 100).
+PERSON_NAME_MAX = 50
+#: Contact person type given to the people Odoo creates in Sage.
+PERSON_TYPE = "ACCOUNTS"
+
+_EMAIL = re.compile(r"[^\s,;<>\"']+@[^\s,;<>\"']+")
+_PHONE_SEPARATORS = re.compile(r"\s*[,;/|]\s*|\s+or\s+", re.IGNORECASE)
+
+
+def first_email(value):
+    """The first e-mail address of an Odoo e-mail field ('a@x.com, b@y.com' -> 'a@x.com')."""
+    match = _EMAIL.search(value or "")
+    return match.group(0) if match else None
+
+
+def first_phone(value):
+    """The first phone number of an Odoo phone field ('020 7946 0000 / 0161 ...' -> '020 7946 0000')."""
+    for part in _PHONE_SEPARATORS.split(value or ""):
+        if part.strip():
+            return part.strip()
+    return None
+
+
+def address_values(street=None, street2=None, city=None, zip_code=None, state=None, country_code=None):
+    """Sage address body from Odoo address parts (empty parts become ``None``)."""
+    values = {
+        "address_line_1": street or None,
+        "address_line_2": street2 or None,
+        "city": city or None,
+        "postal_code": zip_code or None,
+        "region": state or None,
+        "country_id": country_code or None,
+    }
+    return values if any(values.values()) else None
+
+
+def person_values(name=None, email=None, phone=None, mobile=None):
+    """Sage contact person body; ``name=None`` leaves the person's name alone."""
+    values = {"email": first_email(email), "telephone": first_phone(phone), "mobile": first_phone(mobile)}
+    if name:
+        values = {"name": name.strip()[:PERSON_NAME_MAX], **values}
+    return values
+
+
+def contact_values(name, person, main_address=None, delivery_address=None):
+    """Sage contact body (snapshot shape) from the parts above."""
+    values = {"name": (name or "").strip(), "main_contact_person": person}
+    if main_address:
+        values["main_address"] = main_address
+    if delivery_address:
+        values["delivery_address"] = delivery_address
+    return values
+
+
+def creation_body(values, contact_type):
+    """The ``POST /contacts`` body: ``values`` plus what Sage needs only on creation."""
+    body = dict(values, contact_type_ids=[contact_type])
+    person = dict(values.get("main_contact_person") or {})
+    person.setdefault("name", body["name"][:PERSON_NAME_MAX])
+    person.update(contact_person_type_ids=[PERSON_TYPE], is_main_contact=True)
+    body["main_contact_person"] = person
+    if body.get("main_address"):
+        body["main_address"] = dict(body["main_address"], is_main_address=True)
+    if body.get("delivery_address"):
+        body["delivery_address"] = dict(body["delivery_address"], address_type_id="DELIVERY")
+    return body
+
+
+def changes(values, snapshot):
+    """The part of ``values`` that differs from ``snapshot`` (the last pushed values).
+
+    Top-level scalars are compared one by one; a nested object (address, contact person) is sent
+    whole when any of its keys changed, because Sage updates nested objects from what is sent.
+    A nested object Odoo no longer has (e.g. a deleted delivery address) is not sent: Sage keeps
+    it. Returns ``{}`` when nothing changed.
+    """
+    snapshot = snapshot or {}
+    diff = {}
+    for key, value in values.items():
+        if value is None and key in NESTED_KEYS:
+            continue
+        if snapshot.get(key) != value:
+            diff[key] = value
+    return diff
+
+
+def sage_side(record, shape):
+    """Sage's current values of ``record`` (a contact or contact person as Sage returns it),
+    limited to the keys of ``shape`` (a body built by this module)."""
+    record = record or {}
+    out = {}
+    for key, value in shape.items():
+        if key in ("main_address", "delivery_address"):
+            address = record.get(key) or {}
+            country = address.get("country") or {}
+            current = {k: address.get(k) for k in ADDRESS_KEYS if k != "country_id"}
+            current["country_id"] = country.get("id") if isinstance(country, dict) else None
+            out[key] = {k: current.get(k) for k in value}
+        elif key == "main_contact_person":
+            person = record.get(key) or {}
+            out[key] = {k: person.get(k) for k in value}
+        else:
+            out[key] = record.get(key)
+    return out
+
+
+def confirmed(values, record):
+    """What Sage holds after it was sent ``values``, as a snapshot.
+
+    Where Odoo sent a value and Sage shows another one (e.g. Sage answered an idempotent retry
+    with the contact an earlier attempt created), Sage's value is kept so the next push sends
+    Odoo's again; where Odoo sent nothing, Sage's defaults do not count as a difference.
+    """
+    sage_now = sage_side(record, values)
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            theirs = sage_now.get(key) or {}
+            out[key] = {k: (theirs.get(k) if v is not None and _differs(theirs.get(k), v) else v)
+                        for k, v in value.items()}
+        else:
+            out[key] = sage_now.get(key) if value is not None and _differs(sage_now.get(key), value) else value
+    return out
+
+
+def overwritten(sage_now, sent, snapshot):
+    """Flat ``[(field path, Sage value, Odoo value)]`` of what a push replaces in Sage.
+
+    A value counts when Sage holds something other than what is sent *and* other than what Odoo
+    pushed last time (so it was changed in Sage, or never came from Odoo).
+    """
+    snapshot = snapshot or {}
+    found = []
+    for key, value in sent.items():
+        if isinstance(value, dict):
+            before = snapshot.get(key) or {}
+            current = sage_now.get(key) or {}
+            for sub, sub_value in value.items():
+                theirs = current.get(sub)
+                if _differs(theirs, sub_value) and _differs(theirs, before.get(sub)):
+                    found.append((f"{key}.{sub}", theirs, sub_value))
+        else:
+            theirs = sage_now.get(key)
+            if _differs(theirs, value) and _differs(theirs, snapshot.get(key)):
+                found.append((key, theirs, value))
+    return found
+
+
+def _differs(left, right):
+    return (left or None) != (right or None)
