@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import psycopg2.errors
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
@@ -31,6 +32,7 @@ OAUTH_STATE_TTL = timedelta(minutes=15)
 REFRESH_WARNING_DELAY = timedelta(days=7)
 # Postgres lock_timeout while waiting for another worker's token refresh.
 REFRESH_LOCK_TIMEOUT = "15s"
+REFRESH_ATTEMPTS = 3
 
 
 def _is_testing():
@@ -40,7 +42,7 @@ def _is_testing():
 class SageConnection(models.Model):
     _name = "sage.connection"
     _description = "Sage Business Cloud connection"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _rec_name = "company_id"
 
     company_id = fields.Many2one(
@@ -348,8 +350,16 @@ class SageConnection(models.Model):
         if _is_testing():
             return self._refresh_token_in(self.env.cr, stale_token)
         with self.env.registry.cursor() as cr:
-            token = self._refresh_token_in(cr, stale_token)
-        return token
+            for attempt in range(REFRESH_ATTEMPTS):
+                try:
+                    return self._refresh_token_in(cr, stale_token)
+                except psycopg2.errors.SerializationFailure:
+                    # Another worker refreshed while we waited for its lock: our snapshot is
+                    # older than its commit. A new transaction sees (and uses) its token.
+                    cr.rollback()
+                    if attempt == REFRESH_ATTEMPTS - 1:
+                        raise
+        return None
 
     def _refresh_token_in(self, cr, stale_token):
         env = self.env(cr=cr, su=True)

@@ -71,6 +71,20 @@ def authorize_code(authorize_url):
     return {key: values[0] for key, values in query.items()}
 
 
+def connect_to_sandbox(connection, sandbox, business_id=None):
+    """Connect ``connection`` through the real OAuth code flow, skipping only the browser."""
+    settings = connection._get_sage_settings()
+    oauth = SageOAuth(settings)
+    url, verifier = oauth.authorization_url("test-state")
+    code = authorize_code(url)["code"]
+    token = oauth.fetch_token(code, code_verifier=verifier)
+    connection._store_token(token)
+    businesses = [{"id": bid, "name": bid} for bid in sandbox.store.business_ids()]
+    connection.sudo().available_businesses = businesses
+    connection._select_business(business_id or businesses[0]["id"])
+    return token
+
+
 class SageSandboxMixin:
     """Gives a case ``self.sandbox`` (reset before each test) and a connected ``connection``."""
 
@@ -90,23 +104,15 @@ class SageSandboxMixin:
     def setUp(self):
         super().setUp()
         self.sandbox.reset()
+        self.sandbox.clear_faults()
+        self.sandbox.clear_requests()
         self.business_id = self.sandbox.store.business_ids()[0]
         self.connection = self.env["sage.connection"]._get_for_company(self.env.company)
         if self.sage_connect:
             self.connect_to_sandbox(self.connection, self.business_id)
 
     def connect_to_sandbox(self, connection, business_id=None):
-        """Connect ``connection`` through the real OAuth code flow, skipping only the browser."""
-        settings = connection._get_sage_settings()
-        oauth = SageOAuth(settings)
-        url, verifier = oauth.authorization_url("test-state")
-        code = authorize_code(url)["code"]
-        token = oauth.fetch_token(code, code_verifier=verifier)
-        connection._store_token(token)
-        businesses = [{"id": bid, "name": bid} for bid in self.sandbox.store.business_ids()]
-        connection.sudo().available_businesses = businesses
-        connection._select_business(business_id or businesses[0]["id"])
-        return token
+        return connect_to_sandbox(connection, self.sandbox, business_id)
 
 
 class SageTransactionCase(SageSandboxMixin, TransactionCase):

@@ -1,0 +1,239 @@
+"""Issue 4: connecting a company to Sage, keeping the grant alive, losing it, disconnecting."""
+
+import re
+from unittest.mock import patch
+
+import requests
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user, tagged
+
+from ..services.sage_client import SageAuthError, SageOAuth
+from .common import CALLBACK_ROUTE, SageHttpCase, SageTransactionCase, authorize_code
+
+
+@tagged("post_install", "-at_install")
+class TestConnectionTokens(SageTransactionCase):
+
+    def _token(self):
+        return self.connection.sudo().token_id
+
+    def test_connected_connection_lists_the_sandbox_business(self):
+        self.assertEqual(self.connection.state, "connected")
+        self.assertEqual(self.connection.business_id, self.business_id)
+        businesses = self.connection._get_client().list_businesses()
+        self.assertIn(self.business_id, [b["id"] for b in businesses])
+
+    def test_expired_access_token_is_refreshed_and_the_rotated_refresh_token_kept(self):
+        old_refresh = self._token().refresh_token
+        self.sandbox.expire_access_tokens()
+        self.connection._get_client().list_businesses()
+        new_refresh = self._token().refresh_token
+        self.assertNotEqual(new_refresh, old_refresh, "the rotated refresh token must be stored")
+        # Sage's refresh tokens are single use: the old one is dead, the stored one works.
+        oauth = SageOAuth(self.connection._get_sage_settings())
+        with self.assertRaises(SageAuthError):
+            oauth.refresh(old_refresh)
+        self.sandbox.expire_access_tokens()
+        self.connection._get_client().list_businesses()
+        self.assertEqual(self.connection.state, "connected")
+
+    def test_a_stale_refresh_token_is_not_spent_twice(self):
+        """A worker holding an old token uses the one another worker already refreshed."""
+        stale = self._token()._as_token()
+        self.sandbox.expire_access_tokens()
+        self.connection._get_client().list_businesses()  # first worker refreshes
+        fresh = self._token()._as_token()
+        with patch.object(SageOAuth, "refresh", side_effect=AssertionError("refreshed twice")):
+            token = self.connection._refresh_token(stale)
+        self.assertEqual(token["refresh_token"], fresh["refresh_token"])
+
+    def test_lost_grant_needs_reconnect_and_tells_the_administrators(self):
+        self.sandbox.revoke_grants()
+        self.sandbox.expire_access_tokens()
+        # Not assertRaises: Odoo's rolls the transaction back to a savepoint, whereas the real
+        # code commits the "needs reconnect" state in its own transaction.
+        try:
+            self.connection._get_client().list_businesses()
+        except SageAuthError:
+            pass
+        else:
+            self.fail("a lost grant must raise SageAuthError")
+        self.assertEqual(self.connection.state, "needs_reconnect")
+        self.assertTrue(self.connection.last_error)
+        self.assertFalse(self._token(), "dead tokens are dropped")
+        activities = self.connection.activity_ids
+        self.assertTrue(activities, "administrators get a reconnect activity")
+        self.assertIn(self.env.ref("base.user_admin"), activities.user_id)
+        # The sync stops cleanly: nothing to run for this company until it reconnects.
+        with self.assertRaises(UserError):
+            self.connection._get_client()
+        # Reconnecting closes the activity and carries on.
+        self.connect_to_sandbox(self.connection, self.business_id)
+        self.assertEqual(self.connection.state, "connected")
+        self.assertFalse(self.connection.activity_ids)
+        self.assertFalse(self.connection.last_error)
+
+    def test_disconnect_revokes_at_sage_and_keeps_partner_links(self):
+        refresh = self._token().refresh_token
+        partner = self.env["res.partner"].create({
+            "name": "Linked Ltd", "is_company": True, "sage_connection_id": self.connection.id,
+            "sage_contact_id": "a" * 32, "sage_link_method": "manual",
+        })
+        self.connection.action_disconnect()
+        self.assertEqual(self.connection.state, "disconnected")
+        self.assertFalse(self._token())
+        with self.assertRaises(SageAuthError):
+            SageOAuth(self.connection._get_sage_settings()).refresh(refresh)
+        self.assertEqual(partner.sage_contact_id, "a" * 32)
+        # Same business again: allowed, the link carries on.
+        self.connect_to_sandbox(self.connection, self.business_id)
+        self.assertEqual(self.connection.state, "connected")
+        self.assertEqual(partner.sage_connection_id, self.connection)
+
+    def test_another_business_is_refused_while_partners_are_linked(self):
+        other = self.sandbox.store.business_ids()[1]
+        self.env["res.partner"].create({
+            "name": "Linked Ltd", "is_company": True, "sage_connection_id": self.connection.id,
+            "sage_contact_id": "b" * 32,
+        })
+        with self.assertRaisesRegex(UserError, "still linked"):
+            self.connection._select_business(other)
+        self.assertEqual(self.connection.business_id, self.business_id)
+
+    def test_refresh_token_close_to_expiry_warns(self):
+        self.assertFalse(self.connection.refresh_token_expiring)
+        self._token().refresh_expires_at = "2000-01-01 00:00:00"
+        self.connection.invalidate_recordset(["refresh_token_expiring"])
+        self.assertTrue(self.connection.refresh_token_expiring)
+
+    def test_sync_now_triggers_the_cron_without_waiting(self):
+        cron = self.env.ref("sage_business_cloud.ir_cron_sage_sync")
+        before = self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)])
+        action = self.connection.action_sync_now()
+        self.assertEqual(action["tag"], "display_notification")
+        self.assertEqual(self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]), before + 1)
+        self.assertTrue(self.connection.sync_requested)
+
+    def test_the_cron_ships_active_every_two_hours(self):
+        cron = self.env.ref("sage_business_cloud.ir_cron_sage_sync")
+        self.assertTrue(cron.active)
+        self.assertEqual((cron.interval_number, cron.interval_type), (2, "hours"))
+
+
+@tagged("post_install", "-at_install")
+class TestConnectionAccess(SageTransactionCase):
+
+    def setUp(self):
+        super().setUp()
+        self.user = new_test_user(self.env, login="sage_plain", groups="base.group_user")
+
+    def test_plain_user_reads_the_state_but_never_the_tokens(self):
+        connection = self.connection.with_user(self.user)
+        self.assertEqual(connection.state, "connected")
+        with self.assertRaises(AccessError):
+            connection.read(["token_id"])
+        with self.assertRaises(AccessError):
+            self.env["sage.connection.token"].with_user(self.user).search([])
+        with self.assertRaises(AccessError):
+            connection.read(["oauth_code_verifier"])
+
+    def test_plain_user_cannot_read_the_client_secret(self):
+        with self.assertRaises(AccessError):
+            self.env["ir.config_parameter"].with_user(self.user).search(
+                [("key", "=", "sage_business_cloud.client_secret")]).read(["value"])
+        settings_fields = self.env["res.config.settings"].with_user(self.user).fields_get()
+        self.assertNotIn("sage_client_secret", settings_fields)
+
+    def test_plain_user_cannot_change_or_drive_the_connection(self):
+        connection = self.connection.with_user(self.user)
+        with self.assertRaises(AccessError):
+            connection.write({"exclude_supplier_invoices": True})
+        for method in ("action_connect", "action_disconnect", "action_sync_now"):
+            with self.assertRaises(UserError, msg=method):
+                getattr(connection, method)()
+        self.assertEqual(self.connection.state, "connected")
+
+    def test_token_values_never_reach_the_chatter(self):
+        self.sandbox.expire_access_tokens()
+        self.connection._get_client().list_businesses()
+        token = self.connection.sudo().token_id
+        secrets = [token.access_token, token.refresh_token]
+        self.connection.action_disconnect()
+        bodies = " ".join(self.connection.message_ids.mapped("body"))
+        for secret in secrets:
+            self.assertTrue(secret)
+            self.assertNotIn(secret, bodies)
+
+
+@tagged("post_install", "-at_install")
+class TestOAuthCallback(SageHttpCase):
+    """The browser's path: Connect, Sage's authorize page, our callback route, the picker."""
+
+    sage_connect = False
+
+    def setUp(self):
+        super().setUp()
+        self.admin = self.env.ref("base.user_admin")
+        self.authenticate("admin", "admin")
+
+    def _start(self):
+        action = self.connection.with_user(self.admin).action_connect()
+        self.assertEqual(action["type"], "ir.actions.act_url")
+        return authorize_code(action["url"])
+
+    def _callback(self, params):
+        return self.url_open(CALLBACK_ROUTE + "?" + requests.compat.urlencode(params),
+                             allow_redirects=False)
+
+    def test_full_flow_with_business_picker(self):
+        params = self._start()
+        self.assertIn("state", params)
+        page = self._callback(params)
+        self.assertEqual(page.status_code, 200)
+        first, second = self.sandbox.store.business_ids()[:2]
+        self.assertIn(first, page.text)
+        self.assertIn(second, page.text)
+        self.assertEqual(self.connection.state, "disconnected", "nothing is connected before the pick")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        answer = self.url_open("/sage_business_cloud/oauth/business", data={
+            "state": params["state"], "business_id": second, "csrf_token": csrf,
+        }, allow_redirects=False)
+        self.assertIn(answer.status_code, (302, 303))
+        self.assertIn("/odoo/settings", answer.headers["Location"])
+        self.assertEqual(self.connection.state, "connected")
+        self.assertEqual(self.connection.business_id, second)
+        self.assertTrue(self.connection.sudo().token_id.refresh_token)
+        # The state is spent: replaying the callback changes nothing.
+        replay = self._callback(params)
+        self.assertEqual(replay.status_code, 400)
+
+    def test_reconnect_to_the_same_business_needs_no_pick(self):
+        self.connect_to_sandbox(self.connection, self.sandbox.store.business_ids()[1])
+        self.connection._mark_needs_reconnect("test")
+        answer = self._callback(self._start())
+        self.assertIn(answer.status_code, (302, 303))
+        self.assertEqual(self.connection.state, "connected")
+
+    def test_forged_missing_or_error_callbacks_change_nothing(self):
+        params = self._start()
+        forged = dict(params, state=params["state"][:-4] + "abcd")
+        for query in (forged, {"code": params["code"]}, {"error": "access_denied", "state": params["state"]}):
+            answer = self._callback(query)
+            self.assertEqual(answer.status_code, 400, query)
+        self.assertEqual(self.connection.state, "disconnected")
+        self.assertFalse(self.connection.sudo().token_id)
+        self.assertIn("access_denied", self._callback({"error": "access_denied"}).text)
+
+    def test_state_of_another_user_is_refused(self):
+        params = self._start()
+        new_test_user(self.env, login="other_admin", password="other_admin_pw",
+                      groups="base.group_system")
+        self.authenticate("other_admin", "other_admin_pw")
+        self.assertEqual(self._callback(params).status_code, 400)
+        self.assertEqual(self.connection.state, "disconnected")
+
+    def test_expired_state_is_refused(self):
+        params = self._start()
+        self.connection.sudo().oauth_state_expires_at = "2000-01-01 00:00:00"
+        self.assertEqual(self._callback(params).status_code, 400)
