@@ -1,1 +1,176 @@
-"""Placeholder: filled in by its issue."""
+"""What a linked partner owes (or is owed) in Sage: stored figures, and the invoice list.
+
+The figures are stored on the partner that carries the Sage link (the commercial partner, the
+one Sage invoices) so that contacts can be filtered and sorted by them. They are written by
+``_sage_recompute_invoice_figures`` - after each sync page that touched the partner's invoices,
+after a merge, and once a day for partners with open invoices (overdue depends on today).
+
+Currencies: the stored amounts are in the currency of the connection's company (pounds for a UK
+book) and add up only invoices in that currency: pounds are never added to euros. Invoices in
+other currencies are totalled per currency in ``sage_other_currency_summary``, shown in the Sage
+tab. Void, draft and other non-posted invoices count in no figure (see ``sage_invoice``).
+
+A person of a linked company shows its company's figures and invoices through the non-stored
+``sage_display_*`` fields.
+"""
+
+from markupsafe import Markup, escape
+
+from odoo import _, api, fields, models
+from odoo.tools.misc import formatLang
+
+from .sage_invoice import COUNTED_STATUSES, OPEN_STATUSES
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    sage_invoice_ids = fields.One2many("sage.invoice", "partner_id", string="Sage invoices", readonly=True)
+    sage_currency_id = fields.Many2one(
+        "res.currency", string="Sage figures currency", compute="_compute_sage_currency_id",
+    )
+    sage_outstanding_amount = fields.Monetary(
+        "Sage outstanding", currency_field="sage_currency_id", readonly=True, copy=False,
+        help="Still to be paid on the Sage invoices in the company currency (void and draft excluded).",
+    )
+    sage_overdue_amount = fields.Monetary(
+        "Sage overdue", currency_field="sage_currency_id", readonly=True, copy=False,
+        help="Outstanding on Sage invoices past their due date, in the company currency.",
+    )
+    sage_next_due_date = fields.Date(
+        "Sage next due date", readonly=True, copy=False,
+        help="Earliest due date, today or later, of an invoice with money outstanding.",
+    )
+    sage_oldest_overdue_date = fields.Date(
+        "Sage oldest overdue", readonly=True, copy=False,
+        help="Due date of the oldest overdue invoice.",
+    )
+    sage_invoice_count = fields.Integer("Sage invoices count", readonly=True, copy=False)
+    sage_figures_date = fields.Date(readonly=True, copy=False, help="Day the figures were computed.")
+    sage_other_currency_summary = fields.Html(
+        "Other currencies", compute="_compute_sage_display", sanitize=False,
+    )
+    # What the form shows: the partner's own figures, or its company's for a person.
+    sage_display_invoice_ids = fields.Many2many(
+        "sage.invoice", string="Invoices in Sage", compute="_compute_sage_display",
+    )
+    sage_display_outstanding_amount = fields.Monetary(
+        "Outstanding", currency_field="sage_currency_id", compute="_compute_sage_display",
+    )
+    sage_display_overdue_amount = fields.Monetary(
+        "Overdue", currency_field="sage_currency_id", compute="_compute_sage_display",
+    )
+    sage_display_next_due_date = fields.Date("Next due date", compute="_compute_sage_display")
+    sage_display_oldest_overdue_date = fields.Date("Oldest overdue", compute="_compute_sage_display")
+    sage_display_invoice_count = fields.Integer("Invoices", compute="_compute_sage_display")
+
+    def _sage_figures_owner(self):
+        """The partner whose stored figures this one shows: itself when linked, else its company."""
+        self.ensure_one()
+        if self.sage_contact_id or not self.commercial_partner_id.sage_contact_id:
+            return self
+        return self.commercial_partner_id
+
+    @api.depends_context("company")
+    def _compute_sage_currency_id(self):
+        for partner in self:
+            company = partner.commercial_partner_id.sage_connection_id.company_id or self.env.company
+            partner.sage_currency_id = company.currency_id
+
+    @api.depends(
+        "sage_invoice_ids", "sage_outstanding_amount", "commercial_partner_id.sage_outstanding_amount",
+        "sage_contact_id", "commercial_partner_id.sage_contact_id",
+    )
+    def _compute_sage_display(self):
+        owners = {partner.id: partner._sage_figures_owner() for partner in self}
+        owner_set = self.browse({owner.id for owner in owners.values()} - {False})
+        invoices = self.env["sage.invoice"].search([("partner_id", "in", owner_set.ids)]) if owner_set else []
+        by_owner = {}
+        for invoice in invoices:
+            by_owner.setdefault(invoice.partner_id.id, []).append(invoice.id)
+        summaries = owner_set._sage_other_currency_summaries(invoices)
+        for partner in self:
+            owner = owners[partner.id]
+            partner.sage_display_invoice_ids = [(6, 0, by_owner.get(owner.id, []))]
+            partner.sage_display_outstanding_amount = owner.sage_outstanding_amount
+            partner.sage_display_overdue_amount = owner.sage_overdue_amount
+            partner.sage_display_next_due_date = owner.sage_next_due_date
+            partner.sage_display_oldest_overdue_date = owner.sage_oldest_overdue_date
+            partner.sage_display_invoice_count = owner.sage_invoice_count
+            partner.sage_other_currency_summary = summaries.get(owner.id, False)
+
+    def _sage_other_currency_summaries(self, invoices):
+        """HTML lines 'EUR: outstanding ..., overdue ...' per partner, for non-company currencies."""
+        totals = {}
+        for invoice in invoices or []:
+            partner = invoice.partner_id
+            if invoice.status not in COUNTED_STATUSES or invoice.currency_id == partner.sage_currency_id:
+                continue
+            entry = totals.setdefault(partner.id, {}).setdefault(invoice.currency_id, [0.0, 0.0])
+            entry[0] += invoice.outstanding_amount
+            if invoice.is_overdue:
+                entry[1] += invoice.outstanding_amount
+        summaries = {}
+        for partner_id, by_currency in totals.items():
+            lines = [
+                Markup("<div>%s</div>") % _(
+                    "%(currency)s: outstanding %(outstanding)s, overdue %(overdue)s",
+                    currency=currency.name,
+                    outstanding=formatLang(self.env, amounts[0], currency_obj=currency),
+                    overdue=formatLang(self.env, amounts[1], currency_obj=currency),
+                )
+                for currency, amounts in sorted(by_currency.items(), key=lambda item: item[0].name)
+            ]
+            summaries[partner_id] = Markup("").join(lines) if lines else escape("")
+        return summaries
+
+    def _sage_recompute_invoice_figures(self):
+        """Recompute the stored Sage figures of these partners from their ``sage.invoice`` rows.
+
+        One aggregate query for all of them; used by the sync, the daily refresh and the merge
+        wizard (which moves invoice rows with raw SQL).
+        """
+        partners = self.exists()
+        if not partners:
+            return
+        self.env["sage.invoice"].flush_model()
+        today = fields.Date.context_today(self)
+        company_currency = {
+            partner.id: partner.commercial_partner_id.sage_connection_id.company_id.currency_id.id
+            or self.env.company.currency_id.id
+            for partner in partners
+        }
+        self.env.cr.execute(
+            """SELECT partner_id, currency_id,
+                      count(*),
+                      sum(outstanding_amount) FILTER (WHERE status = ANY(%(open)s)),
+                      sum(outstanding_amount) FILTER (WHERE status = ANY(%(open)s) AND due_date < %(today)s),
+                      min(due_date) FILTER (WHERE status = ANY(%(open)s) AND outstanding_amount > 0
+                                            AND due_date >= %(today)s),
+                      min(due_date) FILTER (WHERE status = ANY(%(open)s) AND outstanding_amount > 0
+                                            AND due_date < %(today)s)
+                 FROM sage_invoice
+                WHERE partner_id = ANY(%(ids)s) AND status = ANY(%(counted)s)
+             GROUP BY partner_id, currency_id""",
+            {"open": list(OPEN_STATUSES), "counted": list(COUNTED_STATUSES), "today": today,
+             "ids": partners.ids},
+        )
+        figures = {
+            partner.id: {"sage_outstanding_amount": 0.0, "sage_overdue_amount": 0.0,
+                         "sage_next_due_date": False, "sage_oldest_overdue_date": False,
+                         "sage_invoice_count": 0, "sage_figures_date": today}
+            for partner in partners
+        }
+        for partner_id, currency_id, count, outstanding, overdue, next_due, oldest in self.env.cr.fetchall():
+            values = figures[partner_id]
+            values["sage_invoice_count"] += count
+            # Dates tell when something is due whatever the currency; amounts stay per currency.
+            if next_due and (not values["sage_next_due_date"] or next_due < values["sage_next_due_date"]):
+                values["sage_next_due_date"] = next_due
+            if oldest and (not values["sage_oldest_overdue_date"] or oldest < values["sage_oldest_overdue_date"]):
+                values["sage_oldest_overdue_date"] = oldest
+            if currency_id == company_currency[partner_id]:
+                values["sage_outstanding_amount"] = outstanding or 0.0
+                values["sage_overdue_amount"] = max(overdue or 0.0, 0.0)
+        for partner in partners.with_context(sage_no_push=True, tracking_disable=True):
+            partner.write(figures[partner.id])

@@ -1,11 +1,668 @@
-"""The sync engine (Sage -> Odoo): contacts, deletions, then invoices. Filled in by issue 5/6."""
+"""The sync engine (Sage -> Odoo): contacts, deletions, then sales and purchase invoices.
 
-from odoo import models
+One run of one connection, in this order:
+
+1. contacts changed since the contacts watermark (everything on the first import), page by page;
+2. contacts in the retry list (records that failed to map, contacts restored from the
+   "deleted in Odoo" list), one GET each: there are few;
+3. contacts deleted in Sage since the watermark: their partners are unlinked;
+4. sales invoices, then purchase invoices (or, when excluded, the stored purchase rows are
+   removed), each changed since its own watermark, then those deleted since;
+5. invoices waiting for their contact: for every contact in the retry list that is now linked,
+   its invoices are listed with ``contact_id`` (one listing per contact, only for those).
+
+Cost: every step costs SQL queries per page, never per record (lookups by Sage id and by name
+are one query each per page; partners and invoice rows are created with one ``create`` and the
+per-record writes are flushed together). An incremental run with nothing new makes one request
+per listing (six) whatever the size of the book.
+
+Safety: one run per company at a time (a transaction-level advisory lock taken on a separate
+database session, held for the whole run); every page is processed in a savepoint and committed
+(outside tests), so a run that stops midway keeps the pages it finished, and the next run reads
+again from the old watermark: links and rows are keyed by Sage id, so nothing is duplicated.
+A watermark moves only when its whole stream completed, to the run's start minus an overlap.
+A record that cannot be mapped is recorded as an error of the run, put in the retry list and
+read again (by id) at the next runs until it maps or disappears.
+"""
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from markupsafe import Markup
+
+import odoo
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from ..services.names import name_key
+from ..services.sage_client import (
+    SageAuthError,
+    SageError,
+    SageNotFoundError,
+    SageRateLimitError,
+    SageTransientError,
+)
+from ..services.sage_format import parse_datetime
+from ..services.sage_mapping import MappingError, contact_values, invoice_values
+
+_logger = logging.getLogger(__name__)
+
+#: Watermarks are set to the run start minus this, so nothing falls between two runs.
+OVERLAP = timedelta(minutes=5)
+PAGE_SIZE = 200
+#: Namespace of the advisory lock (first key); the second key is the connection id.
+LOCK_NAMESPACE = 0x5A6E
+#: Retry-list entries handled per run and kind (contacts read by id, contacts whose invoices wait).
+BACKLOG_LIMIT = 100
+CONTACT_ATTRIBUTES = [
+    "name", "reference", "email", "contact_types", "main_address", "delivery_address",
+    "main_contact_person", "updated_at", "links",
+]
+INVOICE_ATTRIBUTES = [
+    "invoice_number", "vendor_reference", "reference", "contact", "date", "due_date", "total_amount",
+    "outstanding_amount", "currency", "status", "links", "updated_at",
+]
+RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices"}
+WATERMARKS = {"sale": "invoices_synced_until", "purchase": "purchases_synced_until"}
+SYNC_CONTEXT = {"sage_no_push": True, "tracking_disable": True, "mail_create_nolog": True,
+                "mail_create_nosubscribe": True, "mail_notrack": True, "active_test": False}
+
+
+def _auto_commit():
+    return not getattr(threading.current_thread(), "testing", False)
+
+
+class SageSyncBacklog(models.Model):
+    """Retry list of a connection: Sage ids to read again at the next runs."""
+
+    _name = "sage.sync.backlog"
+    _description = "Sage Business Cloud records to read again"
+    _log_access = False
+
+    connection_id = fields.Many2one("sage.connection", required=True, ondelete="cascade", index=True)
+    kind = fields.Selection(
+        [("contact", "Contact to read again"), ("invoices", "Invoices waiting for their contact")],
+        required=True,
+    )
+    sage_id = fields.Char("Sage contact id", required=True)
+    reason = fields.Char()
+    since = fields.Datetime(default=fields.Datetime.now)
+
+    _sql_constraints = [
+        ("backlog_uniq", "unique(connection_id, kind, sage_id)", "Already in the retry list."),
+    ]
+
+    @api.model
+    def _add(self, connection, kind, entries):
+        """Insert ``{sage_id: reason}`` entries (one query; existing ones are kept)."""
+        if not entries:
+            return
+        self.flush_model()
+        now = fields.Datetime.now()
+        rows = [(connection.id, kind, sage_id, (reason or "")[:250], now) for sage_id, reason in entries.items()]
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+        self.env.cr.execute(
+            "INSERT INTO sage_sync_backlog (connection_id, kind, sage_id, reason, since) VALUES "
+            + values + " ON CONFLICT (connection_id, kind, sage_id) DO NOTHING",
+            [value for row in rows for value in row],
+        )
+        self.invalidate_model()
+
+    @api.model
+    def _remove(self, connection, kind, sage_ids):
+        if not sage_ids:
+            return
+        self.flush_model()
+        self.env.cr.execute(
+            "DELETE FROM sage_sync_backlog WHERE connection_id = %s AND kind = %s AND sage_id = ANY(%s)",
+            [connection.id, kind, list(sage_ids)],
+        )
+        self.invalidate_model()
+
+    @api.model
+    def _pending_ids(self, connection, kind, limit=BACKLOG_LIMIT):
+        self.flush_model()
+        self.env.cr.execute(
+            "SELECT sage_id FROM sage_sync_backlog WHERE connection_id = %s AND kind = %s "
+            "ORDER BY id LIMIT %s",
+            [connection.id, kind, limit],
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+
+class _RunState:
+    """What one run knows and counts; written to its ``sage.sync.run`` record."""
+
+    def __init__(self, connection, run, client, started):
+        self.connection = connection
+        self.run = run
+        self.client = client
+        self.started = started
+        self.counts = dict.fromkeys([
+            "contacts_read", "contacts_linked", "contacts_created", "contacts_unlinked",
+            "contacts_ignored", "contacts_flagged", "invoices_read", "invoices_stored",
+            "invoices_removed", "invoices_waiting",
+        ], 0)
+        self.errors = []
+        self.notes = []
+        self.countries = None
+        self.currencies = None
+        self.contacts_seen = set()
+
+    def error(self, resource, sage_id, name, reason):
+        self.errors.append({"resource": resource, "sage_id": sage_id, "name": name, "reason": str(reason)})
 
 
 class SageSync(models.AbstractModel):
     _name = "sage.sync"
     _description = "Sage Business Cloud sync engine"
 
+    # ------------------------------------------------------------------
+    # entry point
+    # ------------------------------------------------------------------
     def _sync_connection(self, connection, trigger="manual"):
-        return self.env["sage.sync.run"]
+        """Run one sync of ``connection``; return its ``sage.sync.run`` record."""
+        connection = connection.sudo().ensure_one()
+        self = self.sudo()
+        Run = self.env["sage.sync.run"]
+        # A separate session holds the lock: it stays taken whatever this cursor commits or
+        # rolls back, and goes away with that session's transaction, even after a crash.
+        lock_cr = odoo.sql_db.db_connect(self.env.cr.dbname).cursor()
+        try:
+            lock_cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, connection.id])
+            if not lock_cr.fetchone()[0]:
+                run = Run.create({
+                    "connection_id": connection.id, "trigger": trigger, "state": "skipped",
+                    "finished_at": fields.Datetime.now(),
+                    "message": _("Another sync of this company is still running; this one was skipped."),
+                })
+                if _auto_commit():
+                    self.env.cr.commit()
+                return run
+            return self._run_locked(connection, trigger)
+        finally:
+            lock_cr.close()
+
+    def _run_locked(self, connection, trigger):
+        started = fields.Datetime.now()
+        clock = time.monotonic()
+        run = self.env["sage.sync.run"].create({
+            "connection_id": connection.id, "trigger": trigger, "started_at": started,
+            "full_import": not connection.contacts_synced_until,
+        })
+        connection.sync_requested = False
+        self._commit()
+        state = _RunState(connection, run, None, started)
+        failure = None
+        try:
+            state.client = connection._get_client()
+            self._sync_contacts(state)
+            self._sync_deleted_contacts(state)
+            connection.contacts_synced_until = started - OVERLAP
+            self._commit()
+            for invoice_type in ("sale", "purchase"):
+                if invoice_type == "purchase" and connection.exclude_supplier_invoices:
+                    self._remove_purchase_invoices(state)
+                else:
+                    self._sync_invoices(state, invoice_type)
+                self._commit()
+            self._sync_waiting_invoices(state)
+            self._refresh_stale_figures(connection)
+        except SageAuthError as error:
+            failure = str(error)
+            self._rollback()
+            connection._mark_needs_reconnect(failure)
+        except (SageRateLimitError, SageTransientError) as error:
+            failure = _("Sage did not answer in time (%s). The next run carries on from here.", error)
+            self._rollback()
+        except (SageError, UserError) as error:
+            failure = str(error)
+            self._rollback()
+        except Exception as error:  # a bug must not leave the run "running" forever
+            _logger.exception("Sage sync of connection %s failed", connection.id)
+            failure = _("Unexpected error: %s", error)
+            self._rollback()
+        return self._finish(state, failure, clock)
+
+    def _finish(self, state, failure, clock):
+        connection, run = state.connection, state.run
+        if failure:
+            run_state = "failed"
+        elif state.errors:
+            run_state = "partial"
+        else:
+            run_state = "done"
+        message = list(state.notes)
+        if failure:
+            message.insert(0, failure)
+        counts = state.counts
+        if counts["contacts_ignored"]:
+            message.append(_(
+                "%s contacts changed in Sage were already linked: Odoo keeps its own values.",
+                counts["contacts_ignored"],
+            ))
+        if counts["invoices_waiting"]:
+            message.append(_(
+                "%s invoices wait for their contact to be linked; they are read again at the next runs.",
+                counts["invoices_waiting"],
+            ))
+        self.env["sage.sync.error"].create([{"run_id": run.id, **error} for error in state.errors])
+        run.write({
+            **counts,
+            "state": run_state,
+            "finished_at": fields.Datetime.now(),
+            "duration": time.monotonic() - clock,
+            "http_requests": state.client.request_count if state.client else 0,
+            "message": "\n".join(message) or False,
+        })
+        values = {"last_error": failure or False}
+        if failure:
+            values["last_error_at"] = fields.Datetime.now()
+        else:
+            values["last_sync_at"] = run.finished_at
+        connection.write(values)
+        self._commit()
+        return run
+
+    # ------------------------------------------------------------------
+    # transactions
+    # ------------------------------------------------------------------
+    def _commit(self):
+        self.env.flush_all()
+        if _auto_commit():
+            self.env.cr.commit()
+
+    def _rollback(self):
+        """Forget the unfinished page (outside tests); finished pages are committed already."""
+        if _auto_commit():
+            self.env.cr.rollback()
+        else:
+            self.env.invalidate_all()
+
+    def _in_savepoint(self, method, *args):
+        """Run ``method`` for one page in a savepoint, then commit it (outside tests)."""
+        with self.env.cr.savepoint():
+            method(*args)
+            self.env.flush_all()
+        self._commit()
+
+    # ------------------------------------------------------------------
+    # lookups
+    # ------------------------------------------------------------------
+    def _countries(self, state):
+        if state.countries is None:
+            self.env.cr.execute("SELECT upper(code), id FROM res_country WHERE code IS NOT NULL")
+            state.countries = dict(self.env.cr.fetchall())
+        return state.countries
+
+    def _currencies(self, state):
+        if state.currencies is None:
+            self.env.cr.execute("SELECT upper(name), id FROM res_currency")
+            state.currencies = dict(self.env.cr.fetchall())
+        return state.currencies
+
+    def _partners_by_sage_id(self, connection, sage_ids):
+        """``{sage_id: (partner_id, sage_updated_at)}`` of linked partners, archived ones included."""
+        self.env["res.partner"].flush_model(["sage_connection_id", "sage_contact_id", "sage_updated_at"])
+        self.env.cr.execute(
+            "SELECT sage_contact_id, id, sage_updated_at FROM res_partner "
+            "WHERE sage_connection_id = %s AND sage_contact_id = ANY(%s)",
+            [connection.id, list(sage_ids)],
+        )
+        return {row[0]: (row[1], row[2]) for row in self.env.cr.fetchall()}
+
+    def _deleted_in_odoo(self, connection, sage_ids):
+        self.env["sage.deleted.contact"].flush_model()
+        self.env.cr.execute(
+            "SELECT sage_contact_id FROM sage_deleted_contact "
+            "WHERE connection_id = %s AND sage_contact_id = ANY(%s)",
+            [connection.id, list(sage_ids)],
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    def _candidate_condition(self):
+        # Unlinked partners that may be the contact: companies, and individuals without a company.
+        return (
+            "p.sage_contact_id IS NULL AND p.active AND (p.is_company OR p.parent_id IS NULL) "
+            "AND (p.company_id IS NULL OR p.company_id = %s)"
+        )
+
+    def _exact_candidates(self, connection, names):
+        """``{trimmed name: [partner ids]}`` of unlinked candidates with exactly these names."""
+        if not names:
+            return {}
+        self.env["res.partner"].flush_model()
+        self.env.cr.execute(
+            "SELECT trim(p.name), p.id FROM res_partner p WHERE trim(p.name) = ANY(%s) AND "
+            + self._candidate_condition() + " ORDER BY p.id",
+            [list(names), connection.company_id.id],
+        )
+        found = {}
+        for name, partner_id in self.env.cr.fetchall():
+            found.setdefault(name, []).append(partner_id)
+        return found
+
+    def _near_candidates(self, connection, keys):
+        """``{name key: [(partner id, trimmed name)]}`` of unlinked candidates with these keys."""
+        if not keys:
+            return {}
+        self.env.cr.execute(
+            "SELECT p.sage_name_key, p.id, trim(p.name) FROM res_partner p WHERE p.sage_name_key = ANY(%s) AND "
+            + self._candidate_condition() + " ORDER BY p.id",
+            [list(keys), connection.company_id.id],
+        )
+        found = {}
+        for key, partner_id, name in self.env.cr.fetchall():
+            found.setdefault(key, []).append((partner_id, name))
+        return found
+
+    # ------------------------------------------------------------------
+    # contacts
+    # ------------------------------------------------------------------
+    def _sync_contacts(self, state):
+        connection = state.connection
+        since = connection.contacts_synced_until
+        pages = state.client.iter_pages(
+            "contacts", attributes=CONTACT_ATTRIBUTES, items_per_page=self._page_size(),
+            updated_or_created_since=since or None,
+        )
+        for page in pages:
+            self._in_savepoint(self._contacts_page, state, page)
+        # Contacts to read again one by one (failed to map, or restored from the deleted list).
+        Backlog = self.env["sage.sync.backlog"]
+        retry = [
+            sage_id for sage_id in Backlog._pending_ids(connection, "contact")
+            if sage_id not in state.contacts_seen
+        ]
+        if retry:
+            contacts, gone = [], []
+            for sage_id in retry:
+                try:
+                    contacts.append(state.client.get("contacts", sage_id))
+                except SageNotFoundError:
+                    gone.append(sage_id)
+            Backlog._remove(connection, "contact", gone)
+            if contacts:
+                self._in_savepoint(self._contacts_page, state, contacts)
+
+    def _page_size(self):
+        return self.env.context.get("sage_page_size") or PAGE_SIZE
+
+    def _contacts_page(self, state, contacts):
+        connection = state.connection
+        Partner = self.env["res.partner"].with_context(**SYNC_CONTEXT)
+        Backlog = self.env["sage.sync.backlog"]
+        state.counts["contacts_read"] += len(contacts)
+        ids = [c.get("id") for c in contacts if c.get("id")]
+        state.contacts_seen.update(ids)
+        linked = self._partners_by_sage_id(connection, ids)
+        deleted = self._deleted_in_odoo(connection, ids)
+        countries = self._countries(state)
+        todo, failed, handled = [], {}, set()
+        for contact in contacts:
+            sage_id = contact.get("id")
+            if sage_id in linked:
+                # Odoo is the source of truth: note a real change, overwrite nothing.
+                seen = linked[sage_id][1]
+                updated = parse_datetime(contact.get("updated_at"))
+                if updated and (not seen or updated > seen):
+                    state.counts["contacts_ignored"] += 1
+                handled.add(sage_id)
+                continue
+            if sage_id in deleted:
+                handled.add(sage_id)
+                continue
+            if sage_id in handled:
+                continue  # listed twice (a page shifted under us)
+            try:
+                values, children = contact_values(contact, countries)
+            except MappingError as error:
+                state.error("contacts", sage_id, contact.get("name"), error)
+                if sage_id:
+                    failed[sage_id] = str(error)
+                continue
+            handled.add(sage_id)
+            todo.append((contact, values, children))
+        Backlog._add(connection, "contact", failed)
+        Backlog._remove(connection, "contact", handled)
+        if todo:
+            self._link_or_create(state, Partner, todo)
+
+    def _link_or_create(self, state, Partner, todo):
+        connection = state.connection
+        exact = self._exact_candidates(connection, {values["name"] for _c, values, _ch in todo})
+        keys = {name_key(values["name"]) for _c, values, _ch in todo} - {""}
+        near = self._near_candidates(connection, keys)
+        taken = set()
+        to_link, to_create = [], []
+        for contact, values, children in todo:
+            candidates = [pid for pid in exact.get(values["name"], []) if pid not in taken]
+            if len(candidates) == 1:
+                taken.add(candidates[0])
+                to_link.append((contact, candidates[0]))
+                continue
+            review = duplicate = False
+            if len(candidates) > 1:
+                review = "ambiguous"
+            else:
+                key = name_key(values["name"])
+                others = [pid for pid, name in near.get(key, []) if name != values["name"] and pid not in taken]
+                if others:
+                    review, duplicate = "near_match", others[0]
+            to_create.append((contact, values, children, review, duplicate))
+
+        bodies = {}
+        values_by_id = {contact["id"]: values for contact, values, _ch in todo}
+        if to_link:
+            partners = Partner.browse([pid for _c, pid in to_link])
+            partners.fetch(["name"])
+            for contact, partner_id in to_link:
+                partner = Partner.browse(partner_id)
+                partner.write({
+                    **partner._sage_link_values(connection, contact, "name_match"),
+                    "sage_contact_type": values_by_id[contact["id"]].get("sage_contact_type"),
+                })
+                bodies[partner_id] = Markup("<p>%s</p>") % _(
+                    "Linked to the Sage contact %s (same name) by the Sage sync.", contact.get("name"))
+            state.counts["contacts_linked"] += len(to_link)
+
+        if to_create:
+            team = connection.default_team_id.id or False
+            vals_list = []
+            for contact, values, _children, review, duplicate in to_create:
+                vals_list.append({
+                    **values,
+                    **Partner._sage_link_values(connection, contact, "imported"),
+                    "team_id": team,
+                    "sage_review": review or False,
+                    "sage_duplicate_of_id": duplicate or False,
+                })
+            known = Partner._fields
+            vals_list = [{k: v for k, v in vals.items() if k in known} for vals in vals_list]
+            created = Partner.create(vals_list)
+            child_vals = []
+            for partner, (contact, _values, children, review, _dup) in zip(created, to_create, strict=True):
+                child_vals.extend({**child, "parent_id": partner.id} for child in children)
+                body = _("Created from the Sage contact %s by the Sage sync.", contact.get("name"))
+                if review == "ambiguous":
+                    body += " " + _("Several partners have this exact name: review it.")
+                elif review == "near_match":
+                    body += " " + _("It may duplicate an existing partner: review it.")
+                bodies[partner.id] = Markup("<p>%s</p>") % body
+            if child_vals:
+                Partner.create(child_vals)
+            state.counts["contacts_created"] += len(created)
+            state.counts["contacts_flagged"] += sum(1 for item in to_create if item[3])
+        if bodies:
+            Partner.browse(list(bodies))._message_log_batch(bodies)
+
+    # ------------------------------------------------------------------
+    # deletions in Sage
+    # ------------------------------------------------------------------
+    def _sync_deleted_contacts(self, state):
+        since = state.connection.contacts_synced_until
+        if not since:
+            return  # a first import reads only live contacts
+        pages = state.client.iter_pages(
+            "contacts", attributes=None, items_per_page=self._page_size(), deleted_since=since,
+        )
+        for page in pages:
+            self._in_savepoint(self._deleted_contacts_page, state, [item["id"] for item in page if item.get("id")])
+
+    def _deleted_contacts_page(self, state, sage_ids):
+        connection = state.connection
+        Partner = self.env["res.partner"].with_context(**SYNC_CONTEXT)
+        linked = self._partners_by_sage_id(connection, sage_ids)
+        partners = Partner.browse([partner_id for partner_id, _seen in linked.values()])
+        if partners:
+            invoices = self.env["sage.invoice"].search([("partner_id", "in", partners.ids)])
+            state.counts["invoices_removed"] += len(invoices)
+            invoices.unlink()
+            bodies = {
+                partner.id: Markup("<p>%s</p>") % _(
+                    "The Sage contact %s was deleted in Sage: this partner is no longer linked "
+                    "and its Sage invoices were removed.", partner.sage_contact_id)
+                for partner in partners
+            }
+            partners.write(partners._sage_unlink_values())
+            partners._sage_recompute_invoice_figures()
+            partners._message_log_batch(bodies)
+            state.counts["contacts_unlinked"] += len(partners)
+        # Nothing left to remember or retry about contacts that no longer exist.
+        self.env["sage.deleted.contact"].search([
+            ("connection_id", "=", connection.id), ("sage_contact_id", "in", sage_ids),
+        ]).unlink()
+        self.env["sage.sync.backlog"]._remove(connection, "contact", sage_ids)
+        self.env["sage.sync.backlog"]._remove(connection, "invoices", sage_ids)
+
+    # ------------------------------------------------------------------
+    # invoices
+    # ------------------------------------------------------------------
+    def _sync_invoices(self, state, invoice_type, contact_id=None):
+        connection = state.connection
+        resource = RESOURCES[invoice_type]
+        since = False if contact_id else connection[WATERMARKS[invoice_type]]
+        pages = state.client.iter_pages(
+            resource, attributes=INVOICE_ATTRIBUTES, items_per_page=self._page_size(),
+            updated_or_created_since=since or None, contact_id=contact_id,
+        )
+        for page in pages:
+            self._in_savepoint(self._invoices_page, state, invoice_type, page)
+        if contact_id:
+            return
+        if since:
+            pages = state.client.iter_pages(
+                resource, attributes=None, items_per_page=self._page_size(), deleted_since=since,
+            )
+            for page in pages:
+                self._in_savepoint(
+                    self._deleted_invoices_page, state, invoice_type, [i["id"] for i in page if i.get("id")])
+        connection[WATERMARKS[invoice_type]] = state.started - OVERLAP
+
+    def _invoices_page(self, state, invoice_type, invoices):
+        connection = state.connection
+        Invoice = self.env["sage.invoice"].with_context(active_test=False)
+        state.counts["invoices_read"] += len(invoices)
+        currencies = self._currencies(state)
+        contact_ids = {
+            i["contact"]["id"] for i in invoices if isinstance(i.get("contact"), dict) and i["contact"].get("id")
+        }
+        partners = self._partners_by_sage_id(connection, contact_ids)
+        deleted = self._deleted_in_odoo(connection, contact_ids)
+        Invoice.flush_model()
+        self.env.cr.execute(
+            "SELECT sage_id, id, partner_id FROM sage_invoice WHERE connection_id = %s AND invoice_type = %s "
+            "AND sage_id = ANY(%s)",
+            [connection.id, invoice_type, [i.get("id") for i in invoices if i.get("id")]],
+        )
+        existing = {row[0]: (row[1], row[2]) for row in self.env.cr.fetchall()}
+        waiting, touched, to_create, done = {}, set(), [], set()
+        for invoice in invoices:
+            try:
+                values = invoice_values(invoice, invoice_type, currencies)
+            except MappingError as error:
+                state.error(RESOURCES[invoice_type], invoice.get("id"), invoice.get("displayed_as"), error)
+                continue
+            if values["sage_id"] in done:
+                continue
+            done.add(values["sage_id"])
+            contact_id = values["sage_contact_id"]
+            if contact_id not in partners:
+                if contact_id and contact_id not in deleted:
+                    waiting[contact_id] = _("invoice %s", values["number"] or values["sage_id"])
+                    state.counts["invoices_waiting"] += 1
+                continue
+            partner_id = partners[contact_id][0]
+            values.update(partner_id=partner_id, connection_id=connection.id)
+            touched.add(partner_id)
+            if values["sage_id"] in existing:
+                row_id, old_partner = existing[values["sage_id"]]
+                touched.add(old_partner)
+                Invoice.browse(row_id).write(values)
+            else:
+                to_create.append(values)
+            state.counts["invoices_stored"] += 1
+        if to_create:
+            Invoice.create(to_create)
+        self.env["sage.sync.backlog"]._add(connection, "invoices", waiting)
+        self.env["res.partner"].browse(touched)._sage_recompute_invoice_figures()
+
+    def _deleted_invoices_page(self, state, invoice_type, sage_ids):
+        invoices = self.env["sage.invoice"].search([
+            ("connection_id", "=", state.connection.id), ("invoice_type", "=", invoice_type),
+            ("sage_id", "in", sage_ids),
+        ])
+        partners = invoices.partner_id
+        state.counts["invoices_removed"] += len(invoices)
+        invoices.unlink()
+        partners._sage_recompute_invoice_figures()
+
+    def _remove_purchase_invoices(self, state):
+        """Supplier invoices excluded: drop the stored rows; switching back re-reads them all."""
+        connection = state.connection
+        invoices = self.env["sage.invoice"].search([
+            ("connection_id", "=", connection.id), ("invoice_type", "=", "purchase"),
+        ])
+        if invoices:
+            partners = invoices.partner_id
+            state.counts["invoices_removed"] += len(invoices)
+            invoices.unlink()
+            partners._sage_recompute_invoice_figures()
+        connection.purchases_synced_until = False
+
+    def _sync_waiting_invoices(self, state):
+        """Read the invoices of contacts that were not linked when their invoices came by."""
+        connection = state.connection
+        Backlog = self.env["sage.sync.backlog"]
+        waiting = Backlog._pending_ids(connection, "invoices")
+        if not waiting:
+            return
+        linked = self._partners_by_sage_id(connection, waiting)
+        for contact_id in [sage_id for sage_id in waiting if sage_id in linked]:
+            self._sync_invoices(state, "sale", contact_id=contact_id)
+            if not connection.exclude_supplier_invoices:
+                self._sync_invoices(state, "purchase", contact_id=contact_id)
+            Backlog._remove(connection, "invoices", [contact_id])
+            self._commit()
+
+    def _refresh_stale_figures(self, connection):
+        """Overdue depends on today: recompute partners whose figures date from an earlier day."""
+        today = fields.Date.context_today(self)
+        self.env.flush_all()
+        self.env.cr.execute(
+            """SELECT DISTINCT i.partner_id FROM sage_invoice i JOIN res_partner p ON p.id = i.partner_id
+                WHERE i.connection_id = %s AND i.outstanding_amount > 0 AND i.due_date < %s
+                  AND (p.sage_figures_date IS NULL OR p.sage_figures_date < %s)""",
+            [connection.id, today, today],
+        )
+        partner_ids = [row[0] for row in self.env.cr.fetchall()]
+        self.env["res.partner"].browse(partner_ids)._sage_recompute_invoice_figures()
+
+    @api.model
+    def _cron_refresh_figures(self):
+        """Daily: keep the stored overdue figures right even when no sync ran today."""
+        for connection in self.env["sage.connection"].sudo().search([]):
+            self.sudo()._refresh_stale_figures(connection)
+            self._commit()

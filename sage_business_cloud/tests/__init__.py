@@ -1,3 +1,4 @@
 from . import test_sage_client
 from . import test_install
 from . import test_export
+from . import test_sync_contacts
