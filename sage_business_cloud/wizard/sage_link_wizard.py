@@ -52,7 +52,7 @@ class SageLinkWizard(models.TransientModel):
             "contact_type": ", ".join(t.get("id", "") for t in item.get("contact_types") or []),
             "linked_partner_id": linked[item["id"]].id if item["id"] in linked else False,
         }) for item in found]
-        self.search_texted = True
+        self.searched = True
         return self._reopen()
 
     def _reopen(self):
