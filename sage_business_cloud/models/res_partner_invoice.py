@@ -30,11 +30,11 @@ class ResPartner(models.Model):
         "res.currency", string="Sage figures currency", compute="_compute_sage_currency_id",
     )
     sage_outstanding_amount = fields.Monetary(
-        "Sage outstanding", currency_field="sage_currency_id", readonly=True, copy=False,
+        "Sage outstanding", currency_field="sage_currency_id", readonly=True, copy=False, default=0.0,
         help="Still to be paid on the Sage invoices in the company currency (void and draft excluded).",
     )
     sage_overdue_amount = fields.Monetary(
-        "Sage overdue", currency_field="sage_currency_id", readonly=True, copy=False,
+        "Sage overdue", currency_field="sage_currency_id", readonly=True, copy=False, default=0.0,
         help="Outstanding on Sage invoices past their due date, in the company currency.",
     )
     sage_next_due_date = fields.Date(
@@ -45,7 +45,7 @@ class ResPartner(models.Model):
         "Sage oldest overdue", readonly=True, copy=False,
         help="Due date of the oldest overdue invoice.",
     )
-    sage_invoice_count = fields.Integer("Sage invoices count", readonly=True, copy=False)
+    sage_invoice_count = fields.Integer("Sage invoices count", readonly=True, copy=False, default=0)
     sage_figures_date = fields.Date(readonly=True, copy=False, help="Day the figures were computed.")
     sage_other_currency_summary = fields.Html(
         "Other currencies", compute="_compute_sage_display", sanitize=False,
@@ -134,7 +134,7 @@ class ResPartner(models.Model):
         if not partners:
             return
         self.env["sage.invoice"].flush_model()
-        today = fields.Date.context_today(self)
+        today = self.env["sage.invoice"]._sage_today()
         company_currency = {
             partner.id: partner.commercial_partner_id.sage_connection_id.company_id.currency_id.id
             or self.env.company.currency_id.id

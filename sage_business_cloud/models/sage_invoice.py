@@ -58,10 +58,15 @@ class SageInvoice(models.Model):
             else:
                 invoice.payment_state = "not_paid"
 
+    @api.model
+    def _sage_today(self):
+        """Today in the user's time zone, or the ``date`` given in the context (reports, tests)."""
+        return fields.Date.to_date(self.env.context.get("date")) or fields.Date.context_today(self)
+
     @api.depends("status", "outstanding_amount", "due_date")
     @api.depends_context("date")
     def _compute_is_overdue(self):
-        today = fields.Date.context_today(self)
+        today = self._sage_today()
         for invoice in self:
             invoice.is_overdue = bool(
                 invoice.status in OPEN_STATUSES
@@ -71,7 +76,7 @@ class SageInvoice(models.Model):
             )
 
     def _search_is_overdue(self, operator, value):
-        today = fields.Date.context_today(self)
+        today = self._sage_today()
         domain = [
             ("status", "in", OPEN_STATUSES),
             ("outstanding_amount", ">", 0),

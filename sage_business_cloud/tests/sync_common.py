@@ -13,6 +13,10 @@ class SageSyncCase(SageTransactionCase):
         super().setUpClass()
         cls.Partner = cls.env["res.partner"].with_context(active_test=False)
         cls.team = cls.env["crm.team"].create({"name": "Sage imports"})
+        # A UK book: the company keeps its accounts in pounds.
+        gbp = cls.env.ref("base.GBP")
+        gbp.active = True
+        cls.env.company.currency_id = gbp
 
     def setUp(self):
         super().setUp()

@@ -1,0 +1,227 @@
+"""Sage invoices on the partner, end to end against the sandbox: figures, payments, supplier
+invoices on and off, access of a plain user, waiting invoices and the cost of opening a form."""
+
+from datetime import date, timedelta
+
+from odoo.tests import new_test_user
+
+from .sync_common import SageSyncCase
+
+FORM_SPEC = {
+    "sage_display_outstanding_amount": {}, "sage_display_overdue_amount": {},
+    "sage_display_next_due_date": {}, "sage_display_oldest_overdue_date": {},
+    "sage_display_invoice_count": {}, "sage_other_currency_summary": {}, "sage_currency_id": {"fields": {}},
+    "sage_display_invoice_ids": {"fields": {
+        "number": {}, "date": {}, "due_date": {}, "total_amount": {}, "outstanding_amount": {},
+        "status_label": {}, "payment_state": {}, "is_overdue": {}, "sage_url": {}, "status": {},
+        "currency_id": {"fields": {"display_name": {}}},
+    }},
+}
+
+
+class TestInvoiceFigures(SageSyncCase):
+
+    def _customer_with_every_kind_of_invoice(self):
+        customer = self.sage_contact("Kittiwake Consulting Ltd")
+        paid = self.sage_invoice(customer, 100, days_old=60, due_in=30)
+        part = self.sage_invoice(customer, 200, days_old=50, due_in=30)        # overdue since 20 days
+        self.sage_invoice(customer, 300, days_old=5, due_in=30)                # due in 25 days
+        self.sage_invoice(customer, 400, days_old=40, due_in=30)               # overdue since 10 days
+        void = self.sage_invoice(customer, 500, days_old=45, due_in=30)
+        self.sage_invoice(customer, 600, days_old=2, due_in=10, status="DRAFT")
+        self.sage_pay(customer, paid, 100)
+        self.sage_pay(customer, part, 50)
+        with self.store.lock:
+            self.store.delete_invoice(self.biz, "sales_invoices", void, void_reason="Raised in error")
+        return customer
+
+    def test_figures_of_a_customer_with_every_kind_of_invoice(self):
+        sage_id = self._customer_with_every_kind_of_invoice()
+        other = self.sage_contact("Shag Harbour Ltd")
+        self.sage_invoice(other, 1000, days_old=5, due_in=30)
+        run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        self.assertEqual((run.invoices_read, run.invoices_stored), (7, 7))
+        partner = self.partner_of(sage_id)
+        today = date.today()
+        self.assertEqual(len(partner.sage_invoice_ids), 6)
+        self.assertEqual(partner.sage_outstanding_amount, 150 + 300 + 400)
+        self.assertEqual(partner.sage_overdue_amount, 150 + 400)
+        self.assertEqual(partner.sage_next_due_date, today + timedelta(days=25))
+        self.assertEqual(partner.sage_oldest_overdue_date, today - timedelta(days=20))
+        self.assertEqual(partner.sage_invoice_count, 4)  # void and draft are not invoices to chase
+        by_total = {inv.total_amount: inv for inv in partner.sage_invoice_ids}
+        self.assertEqual(
+            [(by_total[t].payment_state, by_total[t].is_overdue) for t in (100, 200, 300, 400)],
+            [("paid", False), ("partial", True), ("not_paid", False), ("not_paid", True)],
+        )
+        self.assertEqual((by_total[500].status, by_total[600].status), ("VOID", "DRAFT"))
+        self.assertFalse(by_total[500].is_overdue)
+        self.assertTrue(by_total[200].sage_url.endswith("/sales_invoices/" + by_total[200].sage_id))
+        self.assertEqual(by_total[200].number, "SI-2")
+
+        # the contacts list: filter "Sage: overdue" and sort by overdue amount
+        overdue = self.Partner.search([("sage_invoice_ids.is_overdue", "=", True)])
+        self.assertEqual(overdue, partner)
+        ranked = self.Partner.search([("sage_contact_id", "!=", False)], order="sage_overdue_amount desc")
+        self.assertEqual(ranked[0], partner)
+
+    def test_overdue_follows_today_without_a_sync(self):
+        sage_id = self.sage_contact("Fulmar Ltd")
+        self.sage_invoice(sage_id, 100, days_old=10, due_in=15)
+        self.sync()
+        partner = self.partner_of(sage_id)
+        self.assertEqual(partner.sage_overdue_amount, 0)
+        invoice = partner.sage_invoice_ids
+        later = date.today() + timedelta(days=7)
+        self.assertTrue(invoice.with_context(date=later).is_overdue)
+        self.assertFalse(invoice.is_overdue)
+        # the daily refresh (also run by every sync) updates the stored figures on the day
+        partner.with_context(date=later)._sage_recompute_invoice_figures()
+        self.assertEqual(partner.sage_overdue_amount, 100)
+
+    def test_invoice_paid_in_sage_shows_paid_after_the_next_sync(self):
+        sage_id = self.sage_contact("Guillemot Ltd")
+        invoice_id = self.sage_invoice(sage_id, 250, days_old=40, due_in=30)
+        self.sync()
+        partner = self.partner_of(sage_id)
+        self.assertEqual(partner.sage_overdue_amount, 250)
+        self.sandbox.time_shift(5)
+        self.sage_pay(sage_id, invoice_id, 250)
+        run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        self.assertEqual(partner.sage_invoice_ids.payment_state, "paid")
+        self.assertEqual((partner.sage_outstanding_amount, partner.sage_overdue_amount), (0, 0))
+        self.assertFalse(self.Partner.search([("sage_invoice_ids.is_overdue", "=", True)]))
+
+    def test_deleted_invoice_is_removed(self):
+        sage_id = self.sage_contact("Razorbill Ltd")
+        draft = self.sage_invoice(sage_id, 70, status="DRAFT")
+        self.sync()
+        partner = self.partner_of(sage_id)
+        self.assertEqual(len(partner.sage_invoice_ids), 1)
+        self.sandbox.time_shift(5)
+        with self.store.lock:
+            self.store.delete_invoice(self.biz, "sales_invoices", draft)
+        run = self.sync()
+        self.assertEqual(run.invoices_removed, 1)
+        self.assertFalse(partner.sage_invoice_ids)
+
+    def test_other_currencies_are_not_added_to_pounds(self):
+        sage_id = self.sage_contact("Eider Export Ltd", currency_id="EUR")
+        self.sage_invoice(sage_id, 100, days_old=50, due_in=30)
+        gbp_id = self.sage_contact("Eider Home Ltd")
+        self.sage_invoice(gbp_id, 40, days_old=50, due_in=30)
+        self.sync()
+        partner = self.partner_of(sage_id)
+        self.assertEqual(partner.sage_invoice_ids.currency_id.name, "EUR")
+        self.assertEqual((partner.sage_outstanding_amount, partner.sage_overdue_amount), (0, 0))
+        self.assertIn("EUR", partner.sage_other_currency_summary)
+        self.assertIn("100", partner.sage_other_currency_summary)
+        # still overdue in the list filter, and the dates count whatever the currency
+        self.assertIn(partner, self.Partner.search([("sage_invoice_ids.is_overdue", "=", True)]))
+        self.assertTrue(partner.sage_oldest_overdue_date)
+        self.assertEqual(self.partner_of(gbp_id).sage_overdue_amount, 40)
+
+    def test_person_of_a_linked_company_shows_the_company_figures(self):
+        sage_id = self.sage_contact("Skua Holdings Ltd", person="Ana Skua")
+        self.sage_invoice(sage_id, 90, days_old=50, due_in=30)
+        self.sync()
+        company = self.partner_of(sage_id)
+        person = company.child_ids.filtered(lambda c: c.type == "contact")
+        self.assertEqual(person.name, "Ana Skua")
+        self.assertEqual(person.sage_display_overdue_amount, 90)
+        self.assertEqual(person.sage_display_invoice_ids, company.sage_invoice_ids)
+        self.assertEqual(person.sage_url, company.sage_url)
+
+    def test_an_invoice_waits_until_its_contact_is_linked(self):
+        ok_id = self.sage_contact("Petrel Ltd")
+        waiting_id = self.sage_contact("Shearwater Ltd", main_address={"city": "Paris", "country_id": "FR"})
+        self.sage_invoice(waiting_id, 120, days_old=3)
+        self.sage_invoice(ok_id, 60, days_old=3)
+        self.env["res.country"].search([("code", "=", "FR")]).code = "XF"
+        run = self.sync()
+        self.assertEqual((run.invoices_stored, run.invoices_waiting), (1, 1))
+        self.assertIn("wait for their contact", run.message)
+        self.assertFalse(self.partner_of(waiting_id))
+
+        self.env["res.country"].search([("code", "=", "XF")]).code = "FR"
+        before = self.requests_total()
+        run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        self.assertEqual(self.partner_of(waiting_id).sage_invoice_ids.mapped("total_amount"), [120.0])
+        # the contact's invoices were read for it alone: GET contact + 2 listings by contact_id
+        log = self.sandbox.request_log()["log"][-(self.requests_total() - before):]
+        self.assertEqual(sum(1 for entry in log if "contact_id=" + waiting_id in (entry["query"] or "")), 2)
+        run = self.sync()
+        self.assertEqual(run.invoices_waiting, 0)
+
+
+class TestSupplierInvoices(SageSyncCase):
+
+    def setUp(self):
+        super().setUp()
+        self.supplier_id = self.sage_contact("Cormorant Supplies Ltd", kind="VENDOR")
+        self.sage_invoice(self.supplier_id, 75, days_old=40, due_in=30, purchase=True)
+        self.customer_id = self.sage_contact("Cormorant Retail Ltd")
+        self.sage_invoice(self.customer_id, 35)
+
+    def test_exclusion_on_and_off(self):
+        self.connection.exclude_supplier_invoices = True
+        self.sync()
+        supplier = self.partner_of(self.supplier_id)
+        self.assertTrue(supplier, "supplier contacts are imported even when their invoices are not")
+        self.assertFalse(supplier.sage_invoice_ids)
+        self.assertEqual(len(self.partner_of(self.customer_id).sage_invoice_ids), 1)
+
+        self.connection.exclude_supplier_invoices = False
+        self.sync()
+        invoice = supplier.sage_invoice_ids
+        self.assertEqual((invoice.invoice_type, invoice.number, invoice.total_amount), ("purchase", "SUP-75", 75))
+        self.assertEqual(supplier.sage_overdue_amount, 75)
+
+        self.connection.exclude_supplier_invoices = True
+        run = self.sync()
+        self.assertEqual(run.invoices_removed, 1)
+        self.assertFalse(supplier.sage_invoice_ids)
+        self.assertEqual(supplier.sage_overdue_amount, 0)
+        self.assertFalse(self.connection.purchases_synced_until)
+
+    def test_plain_user_reads_sales_but_not_purchase_invoices(self):
+        self.sync()
+        plain = new_test_user(self.env, login="plain", groups="base.group_user")
+        buyer = new_test_user(self.env, login="buyer",
+                              groups="base.group_user,sage_business_cloud.group_sage_supplier_invoices")
+        Invoice = self.env["sage.invoice"]
+        self.assertEqual(Invoice.with_user(plain).search([]).mapped("invoice_type"), ["sale"])
+        self.assertEqual(sorted(Invoice.with_user(buyer).search([]).mapped("invoice_type")), ["purchase", "sale"])
+        supplier = self.partner_of(self.supplier_id).with_user(plain)
+        self.assertFalse(supplier.sage_display_invoice_ids)
+        customer = self.partner_of(self.customer_id).with_user(plain)
+        self.assertEqual(len(customer.sage_display_invoice_ids), 1)
+
+
+class TestFormCost(SageSyncCase):
+
+    def test_form_with_hundreds_of_invoices_calls_no_sage_and_bounded_queries(self):
+        small_id = self.sage_contact("Little Auk Ltd")
+        big_id = self.sage_contact("Great Auk Ltd")
+        self.sage_invoice(small_id, 10)
+        for index in range(300):
+            self.sage_invoice(big_id, 10 + index, days_old=index % 90)
+        run = self.sync()
+        self.assertEqual(run.invoices_stored, 301)
+        small, big = self.partner_of(small_id), self.partner_of(big_id)
+
+        def cost(partner):
+            self.env.invalidate_all()
+            requests, queries = self.requests_total(), self.cr.sql_log_count
+            data = partner.web_read(FORM_SPEC)[0]
+            return data, self.requests_total() - requests, self.cr.sql_log_count - queries
+
+        data, requests, big_queries = cost(big)
+        self.assertEqual(len(data["sage_display_invoice_ids"]), 300)
+        self.assertEqual(requests, 0)
+        _data, _requests, small_queries = cost(small)
+        self.assertLessEqual(big_queries, small_queries + 2)
+        self.assertLess(big_queries, 25)
