@@ -65,8 +65,9 @@ def test_install_then_uninstall_leaves_no_trace():
         _odoo(db, stdin=UNINSTALL, subcommand=("shell",))
         assert _psql(db, "SELECT state FROM ir_module_module WHERE name='sage_business_cloud'") == "uninstalled"
         assert _psql(db, "SELECT to_regclass('sage_connection') IS NULL") == "t"
-        assert _psql(db, "SELECT count(*) FROM information_schema.columns "
-                         "WHERE table_name='res_partner' AND (column_name LIKE 'sage%' OR column_name = 'team_id')") == "0"
+        leftovers = _psql(db, "SELECT count(*) FROM information_schema.columns WHERE table_name='res_partner' "
+                              "AND (column_name LIKE 'sage%' OR column_name = 'team_id')")
+        assert leftovers == "0"
         assert _psql(db, "SELECT count(*) FROM ir_cron WHERE cron_name LIKE 'Sage Business Cloud%'") == "0"
     finally:
         subprocess.run(["dropdb", "--if-exists", "--force", db], check=False, env=_pg_env())
