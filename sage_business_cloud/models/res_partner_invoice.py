@@ -172,5 +172,4 @@ class ResPartner(models.Model):
             if currency_id == company_currency[partner_id]:
                 values["sage_outstanding_amount"] = outstanding or 0.0
                 values["sage_overdue_amount"] = max(overdue or 0.0, 0.0)
-        for partner in partners.with_context(sage_no_push=True, tracking_disable=True):
-            partner.write(figures[partner.id])
+        self.env["sage.sync"]._bulk_write(partners, [figures[partner.id] for partner in partners])

@@ -288,6 +288,25 @@ class SageSync(models.AbstractModel):
             self.env.flush_all()
         self._commit()
 
+    @api.model
+    def _bulk_write(self, records, vals_list):
+        """Write different values to each record in one UPDATE (plain stored fields only).
+
+        ``write`` per record would run its side effects (dependency lookups, overrides such as the
+        push to Sage) once per record; this costs one query per batch and marks the dependent
+        computed fields (e.g. ``sage_url`` of the partners' contacts) in one go.
+        """
+        if not records:
+            return
+        fnames = sorted(vals_list[0])
+        records.flush_recordset(fnames)
+        records._write_multi([
+            {fname: records._fields[fname].convert_to_column_update(vals[fname], record) for fname in fnames}
+            for record, vals in zip(records, vals_list, strict=True)
+        ])
+        records.invalidate_recordset(fnames)
+        records.modified(fnames)
+
     # ------------------------------------------------------------------
     # lookups
     # ------------------------------------------------------------------
@@ -457,13 +476,12 @@ class SageSync(models.AbstractModel):
         values_by_id = {contact["id"]: values for contact, values, _ch in todo}
         if to_link:
             partners = Partner.browse([pid for _c, pid in to_link])
-            partners.fetch(["name"])
+            self._bulk_write(partners, [
+                {**Partner._sage_link_values(connection, contact, "name_match"),
+                 "sage_contact_type": values_by_id[contact["id"]].get("sage_contact_type")}
+                for contact, _pid in to_link
+            ])
             for contact, partner_id in to_link:
-                partner = Partner.browse(partner_id)
-                partner.write({
-                    **partner._sage_link_values(connection, contact, "name_match"),
-                    "sage_contact_type": values_by_id[contact["id"]].get("sage_contact_type"),
-                })
                 bodies[partner_id] = Markup("<p>%s</p>") % _(
                     "Linked to the Sage contact %s (same name) by the Sage sync.", contact.get("name"))
             state.counts["contacts_linked"] += len(to_link)
@@ -492,6 +510,9 @@ class SageSync(models.AbstractModel):
                     body += " " + _("It may duplicate an existing partner: review it.")
                 bodies[partner.id] = Markup("<p>%s</p>") % body
             if child_vals:
+                # Odoo copies the company's commercial fields to each new child, reading the
+                # company one at a time unless they are in the cache already: load them at once.
+                created.sudo().fetch(created._commercial_fields())
                 Partner.create(child_vals)
             state.counts["contacts_created"] += len(created)
             state.counts["contacts_flagged"] += sum(1 for item in to_create if item[3])
