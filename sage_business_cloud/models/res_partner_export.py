@@ -168,8 +168,14 @@ class ResPartner(models.Model):
         return self.env["sage.connection"]._get_for_company(company, create=False)
 
     def _sage_contact_type(self):
-        """CUSTOMER, or VENDOR for a supplier that is not also a customer (ranks from ``account``)."""
+        """CUSTOMER, or VENDOR for a supplier that is not also a customer.
+
+        The partner's "Sage contact type" decides; when it is empty and ``account`` is installed,
+        its customer/supplier ranks do.
+        """
         self.ensure_one()
+        if self.sage_contact_type:
+            return "VENDOR" if self.sage_contact_type == "vendor" else "CUSTOMER"
         if "supplier_rank" in self._fields and self.supplier_rank and not self.customer_rank:
             return "VENDOR"
         return "CUSTOMER"

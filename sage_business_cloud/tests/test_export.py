@@ -221,11 +221,12 @@ class TestExport(ExportHelpers, SageTransactionCase):
         self.assertEqual([c["name"] for c in self.sage_contacts()], ["Good One Ltd"])
 
     def test_vendor_exported_as_supplier(self):
-        if "supplier_rank" not in self.Partner._fields:
-            self.skipTest("customer/supplier ranks come with the account module")
-        partner = self.make_company(name="Supplies Ltd", supplier_rank=1, customer_rank=0)
+        partner = self.make_company(name="Supplies Ltd", sage_contact_type="vendor")
         partner.action_export_to_sage()
         self.assertEqual(self.sage_contact(partner)["contact_types"][0]["id"], "VENDOR")
+        customer = self.make_company(name="Buyers Ltd")
+        customer.action_export_to_sage()
+        self.assertEqual(self.sage_contact(customer)["contact_types"][0]["id"], "CUSTOMER")
 
     def test_partner_locked_by_another_user_is_refused_without_calling_sage(self):
         partner = self.env.company.partner_id
