@@ -680,10 +680,3 @@ class SageSync(models.AbstractModel):
         )
         partner_ids = [row[0] for row in self.env.cr.fetchall()]
         self.env["res.partner"].browse(partner_ids)._sage_recompute_invoice_figures()
-
-    @api.model
-    def _cron_refresh_figures(self):
-        """Daily: keep the stored overdue figures right even when no sync ran today."""
-        for connection in self.env["sage.connection"].sudo().search([]):
-            self.sudo()._refresh_stale_figures(connection)
-            self._commit()
