@@ -21,6 +21,10 @@ for key, value in {
 params.set_param("web.base.url", os.environ["SAGE_ODOO_URL"])
 params.set_param("web.base.url.freeze", True)
 
+# A UK company: figures are kept in the company currency, and Sage UK books are in pounds.
+gbp = env.ref("base.GBP")
+gbp.active = True
+env.company.write({"currency_id": gbp.id, "country_id": env.ref("base.uk").id})
 team = env["crm.team"].search([], limit=1)
 connection = env["sage.connection"]._get_for_company(env.company)
 connection.default_team_id = team
