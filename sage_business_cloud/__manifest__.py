@@ -28,6 +28,4 @@
         "wizard/sage_link_wizard_views.xml",
         "views/res_partner_export_menus.xml",
     ],
-    "installable": True,
-    "application": False,
 }

@@ -342,9 +342,9 @@ class ResPartner(models.Model):
         if twin:
             holder._sage_link(connection, twin, "name_match", snapshot={})
             message = _(
-                "Sage already had a contact named “%s”: %s is now linked to it instead of "
-                "creating a twin; Odoo's details will be sent to it shortly.",
-                twin.get("name"), holder.display_name,
+                "Sage already had a contact named “%(name)s”: %(partner)s is now linked to it instead "
+                "of creating a twin; Odoo's details will be sent to it shortly.",
+                name=twin.get("name"), partner=holder.display_name,
             )
             if person:
                 message += " " + person._sage_add_contact_person(client, holder)
@@ -479,7 +479,8 @@ class ResPartner(models.Model):
         for partner in partners:
             partner._sage_push_one(clients)
             if _auto_commit():
-                self.env.cr.commit()
+                # One partner per transaction: a push that reached Sage is never rolled back.
+                self.env.cr.commit()  # pylint: disable=invalid-commit
         cron = self.env.ref(PUSH_CRON).sudo()
         if len(partners) == limit:
             cron._trigger()

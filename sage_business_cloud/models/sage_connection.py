@@ -382,11 +382,13 @@ class SageConnection(models.Model):
         except SageAuthError as error:
             connection._mark_needs_reconnect(str(error))
             if not _is_testing():
-                cr.commit()
+                # Own cursor: "needs reconnect" must survive the caller's rollback.
+                cr.commit()  # pylint: disable=invalid-commit
             raise
         record.write(env["sage.connection.token"]._values_from_token(fresh))
         if not _is_testing():
-            cr.commit()
+            # Own cursor: the single-use refresh token is spent, its successor must be durable.
+            cr.commit()  # pylint: disable=invalid-commit
         return fresh
 
     def _mark_needs_reconnect(self, reason):

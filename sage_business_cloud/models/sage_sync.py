@@ -179,7 +179,8 @@ class SageSync(models.AbstractModel):
                     "message": _("Another sync of this company is still running; this one was skipped."),
                 })
                 if _auto_commit():
-                    self.env.cr.commit()
+                    # The skipped run is the answer to this call: keep it.
+                    self.env.cr.commit()  # pylint: disable=invalid-commit
                 return run
             return self._run_locked(connection, trigger)
         finally:
@@ -272,7 +273,8 @@ class SageSync(models.AbstractModel):
     def _commit(self):
         self.env.flush_all()
         if _auto_commit():
-            self.env.cr.commit()
+            # A page is done: keep it even if a later page fails (cron-style unit of work).
+            self.env.cr.commit()  # pylint: disable=invalid-commit
 
     def _rollback(self):
         """Forget the unfinished page (outside tests); finished pages are committed already."""

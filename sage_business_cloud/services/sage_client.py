@@ -250,7 +250,7 @@ def _retry_after_seconds(value, now):
     try:
         return max(0.0, float(value))
     except ValueError:
-        pass
+        _logger.debug("Retry-After is not a number of seconds; reading it as an HTTP date")
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -673,7 +673,7 @@ class SageClient:
     def get(self, resource, key, **params):
         return self.request("GET", self._record_path(resource, key), params=build_params(params))
 
-    def create(self, resource, values, idempotency_id=None):
+    def create(self, resource, values, idempotency_id=None):  # pylint: disable=method-required-super
         """POST ``{"<singular>": values}``; ``idempotency_id`` goes inside the object."""
         values = dict(values)
         if idempotency_id:

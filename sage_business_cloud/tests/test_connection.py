@@ -53,12 +53,12 @@ class TestConnectionTokens(SageTransactionCase):
         self.sandbox.expire_access_tokens()
         # Not assertRaises: Odoo's rolls the transaction back to a savepoint, whereas the real
         # code commits the "needs reconnect" state in its own transaction.
+        caught = None
         try:
             self.connection._get_client().list_businesses()
-        except SageAuthError:
-            pass
-        else:
-            self.fail("a lost grant must raise SageAuthError")
+        except SageAuthError as error:
+            caught = error
+        self.assertIsNotNone(caught, "a lost grant must raise SageAuthError")
         self.assertEqual(self.connection.state, "needs_reconnect")
         self.assertTrue(self.connection.last_error)
         self.assertFalse(self._token(), "dead tokens are dropped")

@@ -29,7 +29,8 @@ def test_two_workers_refreshing_at_once_keep_the_connection():
         connection = env["sage.connection"]._get_for_company(env.ref("base.main_company"))
         connect_to_sandbox(connection, sandbox)
         connection_id = connection.id
-        cr.commit()
+        # The workers run in their own transactions: they need committed data.
+        cr.commit()  # pylint: disable=invalid-commit
 
     barrier = threading.Barrier(2, timeout=30)
     outcomes = []

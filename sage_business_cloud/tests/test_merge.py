@@ -114,7 +114,7 @@ class TestMergeLinkDelete(ExportHelpers, SageTransactionCase):
         sage = self.sage_client().create("contacts", {"name": "Bolt Hardware Ltd", "contact_type_ids": ["CUSTOMER"]})
         partner = self.make_company(name="Bolt Hardware")
         action = partner.action_sage_link_wizard()
-        wizard = self.env["sage.link.wizard"].with_context(action["context"]).create({})
+        wizard = self.env["sage.link.wizard"].with_context(**action["context"]).create({})
         self.assertEqual(wizard.search_text, "Bolt Hardware")
         wizard.action_search()
         self.assertEqual(wizard.line_ids.mapped("sage_id"), [sage["id"]])

@@ -29,10 +29,11 @@ class BasePartnerMergeAutomaticWizard(models.TransientModel):
 
     def _update_foreign_keys(self, src_partners, dst_partner):
         # sage.invoice rows move to dst_partner by raw SQL: its stored figures are stale after it.
-        super()._update_foreign_keys(src_partners, dst_partner)
+        result = super()._update_foreign_keys(src_partners, dst_partner)
         if hasattr(dst_partner, "_sage_recompute_invoice_figures"):
             self.env.invalidate_all()
             dst_partner._sage_recompute_invoice_figures()
+        return result
 
     def _update_values(self, src_partners, dst_partner):
         """Move the Sage link onto ``dst_partner`` without breaking the unique link constraint.
@@ -51,7 +52,7 @@ class BasePartnerMergeAutomaticWizard(models.TransientModel):
         quiet_src.filtered("sage_contact_id").write(quiet_src._sage_unlink_values())
         quiet_src.write({"sage_push_snapshot": False, "sage_main_person_id": False,
                          "sage_push_state": False, "sage_push_error": False})
-        super()._update_values(quiet_src, dst_partner.with_context(sage_no_push=True))
+        result = super()._update_values(quiet_src, dst_partner.with_context(sage_no_push=True))
         if holder:
             dst_partner.with_context(sage_no_push=True).write(kept)
             if note:
@@ -61,3 +62,4 @@ class BasePartnerMergeAutomaticWizard(models.TransientModel):
         # Base copied the sources' stored figures over the destination's: compute them again.
         if hasattr(dst_partner, "_sage_recompute_invoice_figures"):
             dst_partner._sage_recompute_invoice_figures()
+        return result
