@@ -54,6 +54,8 @@ class ResConfigSettings(models.TransientModel):
             settings.sage_exclude_supplier_invoices = connection.exclude_supplier_invoices
 
     def set_values(self):
+        """Save the settings; the default team and the supplier option go to this company's
+        ``sage.connection`` (created on first save)."""
         super().set_values()
         if not self.env.user.has_group("base.group_system"):
             return
@@ -75,12 +77,15 @@ class ResConfigSettings(models.TransientModel):
         return self._sage_connection().action_connect()
 
     def action_sage_disconnect(self):
+        """Button: disconnect this company from Sage (links are kept), then reload the page."""
         self._sage_connection().action_disconnect()
         return {"type": "ir.actions.client", "tag": "reload"}
 
     def action_sage_sync_now(self):
+        """Button: save the settings, then start a sync of this company at once."""
         self.execute()
         return self._sage_connection().action_sync_now()
 
     def action_sage_open_runs(self):
+        """Button: open the list of sync runs."""
         return self.env["ir.actions.act_window"]._for_xml_id("sage_business_cloud.sage_sync_run_action")

@@ -121,6 +121,13 @@ class SageConnection(models.Model):
         for connection in self:
             connection.linked_partner_count = counts.get(connection, 0)
 
+    def write(self, vals):
+        """Keep the business binding consistent: it changes only through Connect (see
+        ``_select_business``), never by a plain write, so two Sage books are never mixed."""
+        if {"business_id", "business_name"} & set(vals) and not self.env.context.get("sage_select_business"):
+            raise UserError(_("The Sage business changes only through Connect / Reconnect."))
+        return super().write(vals)
+
     # ------------------------------------------------------------------
     # configuration
     # ------------------------------------------------------------------
@@ -235,6 +242,7 @@ class SageConnection(models.Model):
         ]
         lead_id = lead.get("id")
         choices.sort(key=lambda b: b["id"] != lead_id)
+        connection._check_business_change({c["id"] for c in choices})
         connection._store_token(token)
         connection.write({"available_businesses": choices, "sage_user_id": token.get("requested_by_id")})
         if len(choices) == 1:
@@ -245,6 +253,20 @@ class SageConnection(models.Model):
             connection._select_business(connection.business_id)
             return True
         return False
+
+    def _check_business_change(self, business_ids):
+        """Refuse, before anything is stored, a login that cannot open the business partners use.
+
+        ``business_ids`` are the businesses the new login can open. While partners are linked to
+        this connection's business, only a login that can open that business is accepted.
+        """
+        if self.business_id and self.business_id not in business_ids and self.linked_partner_count:
+            raise UserError(_(
+                "%(count)s contacts are linked to the Sage business %(old)s, which this Sage login "
+                "cannot open. Nothing was changed: reconnect with a login of that business, or "
+                "disconnect and unlink those contacts first.",
+                count=self.linked_partner_count, old=self.business_name or self.business_id,
+            ))
 
     def _clear_oauth_state(self):
         self.sudo().write({
@@ -280,7 +302,7 @@ class SageConnection(models.Model):
         if self.business_id != business_id:
             values.update(contacts_synced_until=False, invoices_synced_until=False,
                           purchases_synced_until=False)
-        self.sudo().write(values)
+        self.sudo().with_context(sage_select_business=True).write(values)
         self._clear_oauth_state()
         self._close_reconnect_activities()
         self.message_post(body=_("Connected to the Sage business %s.", choices[business_id]))
@@ -390,6 +412,29 @@ class SageConnection(models.Model):
             # Own cursor: the single-use refresh token is spent, its successor must be durable.
             cr.commit()  # pylint: disable=invalid-commit
         return fresh
+
+    def _write_sync_state(self, values):
+        """Write the sync's bookkeeping (watermarks, last sync, last error, Sync now flag).
+
+        Outside tests this happens in a short transaction of its own, committed at once: a sync
+        runs for minutes in page-sized transactions, and under REPEATABLE READ its own UPDATE of
+        this row would fail if an administrator saved the settings or clicked Sync now meanwhile.
+        """
+        self.ensure_one()
+        if _is_testing():
+            self.sudo().write(values)
+            return
+        with self.env.registry.cursor() as cr:
+            for attempt in range(REFRESH_ATTEMPTS):
+                try:
+                    self.with_env(self.env(cr=cr, su=True)).write(values)
+                    cr.commit()  # pylint: disable=invalid-commit
+                    break
+                except psycopg2.errors.SerializationFailure:
+                    cr.rollback()
+                    if attempt == REFRESH_ATTEMPTS - 1:
+                        raise
+        self.invalidate_recordset(list(values))
 
     def _mark_needs_reconnect(self, reason):
         """Stop syncing and tell the administrators why and what to do."""

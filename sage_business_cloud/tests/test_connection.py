@@ -237,3 +237,58 @@ class TestOAuthCallback(SageHttpCase):
         params = self._start()
         self.connection.sudo().oauth_state_expires_at = "2000-01-01 00:00:00"
         self.assertEqual(self._callback(params).status_code, 400)
+
+
+@tagged("post_install", "-at_install")
+class TestBusinessBinding(SageTransactionCase):
+
+    def _link_a_partner(self):
+        return self.env["res.partner"].create({
+            "name": "Linked Ltd", "is_company": True, "sage_connection_id": self.connection.id,
+            "sage_contact_id": "c" * 32,
+        })
+
+    def test_business_is_not_changed_by_a_plain_write(self):
+        with self.assertRaisesRegex(UserError, "only through Connect"):
+            self.connection.write({"business_id": self.sandbox.store.business_ids()[1]})
+        self.assertEqual(self.connection.business_id, self.business_id)
+
+    def test_a_login_without_the_linked_business_is_refused_before_anything_is_stored(self):
+        self._link_a_partner()
+        token_before = self.connection.sudo().token_id.refresh_token
+        with self.assertRaisesRegex(UserError, "cannot open"):
+            self.connection._check_business_change({"f" * 32})
+        self.connection._check_business_change({self.business_id, "f" * 32})  # same book: fine
+        self.assertEqual(self.connection.sudo().token_id.refresh_token, token_before)
+
+
+@tagged("post_install", "-at_install")
+class TestMultiCompany(SageTransactionCase):
+
+    def test_invoices_of_another_companys_book_stay_in_that_company(self):
+        other_company = self.env["res.company"].create({"name": "Other Books Ltd"})
+        other = self.env["sage.connection"].create({"company_id": other_company.id})
+        shared = self.env["res.partner"].create({"name": "Shared Customer Ltd", "is_company": True})
+        self.env["sage.invoice"].create({
+            "partner_id": shared.id, "connection_id": other.id, "sage_id": "1" * 32,
+            "invoice_type": "sale", "number": "SI-1", "currency_id": self.env.company.currency_id.id,
+            "status": "UNPAID", "total_amount": 10, "outstanding_amount": 10,
+        })
+        user = new_test_user(self.env, login="sage_mc_user", groups="base.group_user")
+        self.assertFalse(self.env["sage.invoice"].with_user(user).search([("partner_id", "=", shared.id)]))
+        user.write({"company_ids": [(4, other_company.id)]})
+        visible = self.env["sage.invoice"].with_user(user).with_context(
+            allowed_company_ids=[self.env.company.id, other_company.id]).search([("partner_id", "=", shared.id)])
+        self.assertEqual(visible.number, "SI-1")
+
+    def test_sync_errors_and_deleted_contacts_stay_in_their_company(self):
+        other_company = self.env["res.company"].create({"name": "Other Books Ltd"})
+        other = self.env["sage.connection"].create({"company_id": other_company.id})
+        run = self.env["sage.sync.run"].create({"connection_id": other.id, "trigger": "script"})
+        self.env["sage.sync.error"].create({"run_id": run.id, "sage_id": "x", "reason": "no name"})
+        self.env["sage.deleted.contact"].create({"connection_id": other.id, "sage_contact_id": "y",
+                                                  "name": "Gone Ltd"})
+        manager = new_test_user(self.env, login="sage_mc_manager",
+                                groups="base.group_user,sage_business_cloud.group_sage_manager")
+        self.assertFalse(self.env["sage.sync.error"].with_user(manager).search([]))
+        self.assertFalse(self.env["sage.deleted.contact"].with_user(manager).search([]))
