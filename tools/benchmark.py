@@ -56,12 +56,8 @@ def main():
     from odoo.modules.registry import Registry
 
     odoo.tools.config.parse_config(["-d", args.db, f"--addons-path={addons}", *pg, "--log-level=warn"])
-    from odoo.addons.sage_business_cloud.tests.common import (
-        configure_sandbox_params,
-        connect_to_sandbox,
-    )
-
     from sage_sandbox import SandboxServer
+    from tools import sandbox_link
 
     started = time.perf_counter()
     sandbox = SandboxServer(port=0, contacts=args.contacts, invoices=args.invoices, seed=args.seed,
@@ -74,10 +70,10 @@ def main():
     try:
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            configure_sandbox_params(env, sandbox)
+            sandbox_link.configure_sandbox_params(env, sandbox.base_url, "odoo-test-client", "odoo-test-secret")
             env["ir.config_parameter"].set_param("web.base.url", "http://localhost:8069")
             connection = env["sage.connection"]._get_for_company(env.company)
-            connect_to_sandbox(connection, sandbox)
+            sandbox_link.connect(connection, sandbox.store.business_ids())
             names = [c["name"] for c in sandbox.store.contacts()[: args.matches]]
             env["res.partner"].create([{"name": name, "is_company": True} for name in names])
             cr.commit()

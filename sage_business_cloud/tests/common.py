@@ -8,10 +8,6 @@ import atexit
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
-
-import requests
-
 import odoo
 from odoo.tests.common import HttpCase, TransactionCase
 
@@ -20,9 +16,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from sage_sandbox import SandboxServer  # noqa: E402
+from tools import sandbox_link  # noqa: E402
+from tools.sandbox_link import authorize_code  # noqa: E402,F401 - used by the test modules
 
 from ..models.sage_connection import CALLBACK_ROUTE  # noqa: E402
-from ..services.sage_client import SageOAuth  # noqa: E402
 
 CLIENT_ID = "odoo-test-client"
 CLIENT_SECRET = "odoo-test-secret"  # noqa: S105 - a sandbox credential
@@ -54,35 +51,12 @@ def get_sandbox():
 
 def configure_sandbox_params(env, sandbox):
     """Point the addon's system parameters at the sandbox."""
-    params = env["ir.config_parameter"].sudo()
-    base = sandbox.base_url
-    params.set_param("sage_business_cloud.client_id", CLIENT_ID)
-    params.set_param("sage_business_cloud.client_secret", CLIENT_SECRET)
-    params.set_param("sage_business_cloud.authorize_url", base + "/oauth2/auth/central")
-    params.set_param("sage_business_cloud.token_url", base + "/token")
-    params.set_param("sage_business_cloud.api_url", base + "/v3.1")
-
-
-def authorize_code(authorize_url):
-    """Follow the sandbox's auto-approved authorize page; return the callback's query dict."""
-    answer = requests.get(authorize_url, allow_redirects=False, timeout=10)
-    assert answer.status_code in (302, 303), answer.text
-    query = parse_qs(urlsplit(answer.headers["Location"]).query)
-    return {key: values[0] for key, values in query.items()}
+    sandbox_link.configure_sandbox_params(env, sandbox.base_url, CLIENT_ID, CLIENT_SECRET)
 
 
 def connect_to_sandbox(connection, sandbox, business_id=None):
     """Connect ``connection`` through the real OAuth code flow, skipping only the browser."""
-    settings = connection._get_sage_settings()
-    oauth = SageOAuth(settings)
-    url, verifier = oauth.authorization_url("test-state")
-    code = authorize_code(url)["code"]
-    token = oauth.fetch_token(code, code_verifier=verifier)
-    connection._store_token(token)
-    businesses = [{"id": bid, "name": bid} for bid in sandbox.store.business_ids()]
-    connection.sudo().available_businesses = businesses
-    connection._select_business(business_id or businesses[0]["id"])
-    return token
+    return sandbox_link.connect(connection, sandbox.store.business_ids(), business_id)
 
 
 class SageSandboxMixin:
