@@ -54,6 +54,15 @@ PUSH_RESET_VALUES = {
     "sage_push_snapshot": False,
     "sage_main_person_id": False,
 }
+#: Push fields of a partner with nothing waiting to be sent.
+PUSH_IDLE_VALUES = {
+    "sage_push_state": False,
+    "sage_push_error": False,
+    "sage_push_attempts": 0,
+    "sage_push_next_at": False,
+}
+#: Partners that hold no Sage record a push could update.
+UNLINKED_DOMAIN = [("sage_contact_id", "=", False), ("sage_contact_person_id", "=", False)]
 MANAGER_GROUP = "sage_business_cloud.group_sage_manager"
 PUSH_CRON = "sage_business_cloud.ir_cron_sage_push"
 
@@ -126,6 +135,7 @@ class ResPartner(models.Model):
     # ------------------------------------------------------------------
     @api.model_create_multi
     def create(self, vals_list):
+        """Create partners; a new invoice or delivery address of a linked company is sent to Sage."""
         partners = super().create(vals_list)
         if not self.env.context.get("sage_no_push"):
             children = partners.filtered(lambda p: p.parent_id and p.type in ("invoice", "delivery"))
@@ -133,6 +143,11 @@ class ResPartner(models.Model):
         return partners
 
     def write(self, vals):
+        """Write partners; linked partners whose Sage values change are queued for the push cron.
+
+        Only a change of what Sage would receive counts: writing the same values again, or a field
+        Sage does not hold, marks nothing and costs no request.
+        """
         if self.env.context.get("sage_no_push") or not PUSHED_FIELDS.intersection(vals):
             return super().write(vals)
         before = self._sage_push_units() if {"parent_id", "type"}.intersection(vals) else self.browse()
@@ -141,6 +156,7 @@ class ResPartner(models.Model):
         return result
 
     def unlink(self):
+        """Delete partners; linked partners whose Sage values depended on them are queued for a push."""
         units = self.browse()
         if not self.env.context.get("sage_no_push"):
             units = (self._sage_push_units() - self).exists()
@@ -327,6 +343,9 @@ class ResPartner(models.Model):
         """Export one partner; return the message for the user."""
         self.ensure_one()
         holder, person = self._sage_export_parts()
+        # The link is written on the holder with sudo: the user must be allowed to write it (and
+        # the person) before anything reaches Sage.
+        (holder | person).check_access("write")
         connection = holder._sage_connection()
         if connection.state != "connected":
             raise UserError(_("The company of %s is not connected to Sage.", self.display_name))
@@ -471,18 +490,26 @@ class ResPartner(models.Model):
     def _cron_sage_push(self, limit=PUSH_BATCH):
         """Send pending partner changes to Sage (the ``ir_cron_sage_push`` job)."""
         now = fields.Datetime.now()
-        partners = self.sudo().with_context(active_test=False).search([
+        Partner = self.sudo().with_context(active_test=False)
+        # Partners unlinked while pending (e.g. deleted in Sage) have nothing left to send.
+        Partner.search([("sage_push_state", "in", ("pending", "error"))] + UNLINKED_DOMAIN).with_context(
+            sage_no_push=True).write(PUSH_IDLE_VALUES)
+        partners = Partner.search([
             ("sage_push_state", "=", "pending"),
+            "|", ("sage_contact_id", "!=", False), ("sage_contact_person_id", "!=", False),
             "|", ("sage_push_next_at", "=", False), ("sage_push_next_at", "<=", now),
         ], limit=limit, order="sage_push_next_at asc nulls first, id")
         clients = {}
+        handled = 0
         for partner in partners:
-            partner._sage_push_one(clients)
+            handled += bool(partner._sage_push_one(clients))
             if _auto_commit():
                 # One partner per transaction: a push that reached Sage is never rolled back.
                 self.env.cr.commit()  # pylint: disable=invalid-commit
         cron = self.env.ref(PUSH_CRON).sudo()
-        if len(partners) == limit:
+        # A full batch may hide more work; a batch of rows locked by editors does not (their
+        # commits trigger the cron again), so it must not make the cron spin.
+        if len(partners) == limit and handled:
             cron._trigger()
         later = self.sudo().with_context(active_test=False).search(
             [("sage_push_state", "=", "pending"), ("sage_push_next_at", ">", now)],
@@ -492,7 +519,11 @@ class ResPartner(models.Model):
         return len(partners)
 
     def _sage_push_one(self, clients):
-        """Push one pending partner: GET it in Sage, note overwritten values, PUT the changes."""
+        """Push one pending partner: GET it in Sage, note overwritten values, PUT the changes.
+
+        Returns False when the partner was skipped (locked by an editor), True once it is dealt
+        with: pushed, found unchanged or no longer linked (no longer pending), refused or postponed.
+        """
         self.ensure_one()
         try:
             with self.env.cr.savepoint(flush=False):
@@ -502,18 +533,21 @@ class ResPartner(models.Model):
         except psycopg2.Error:
             locked = None
         if not locked:
-            return  # being edited right now; the editor's commit triggers the cron again
+            return False  # being edited right now; the editor's commit triggers the cron again
         self.invalidate_recordset()
+        if self.sage_push_state != "pending":
+            return True
         resource, key = self._sage_push_kind()
         values = self._sage_push_values()
-        if self.sage_push_state != "pending" or values is None:
-            return
         quiet = self.with_context(sage_no_push=True)
+        if values is None:
+            # Unlinked since it was queued: nothing to send, ever; it must not stay pending.
+            quiet.write(PUSH_IDLE_VALUES)
+            return True
         diff = sage_export.changes(values, self.sage_push_snapshot)
         if not diff:
-            quiet.write({"sage_push_state": "synced", "sage_push_error": False, "sage_push_attempts": 0,
-                         "sage_push_next_at": False})
-            return
+            quiet.write(dict(PUSH_IDLE_VALUES, sage_push_state="synced"))
+            return True
         holder = self if resource == "contacts" else self.commercial_partner_id
         connection = holder._sage_connection()
         try:
@@ -540,11 +574,11 @@ class ResPartner(models.Model):
         except SageValidationError as error:
             quiet.write({"sage_push_state": "error", "sage_push_error": error.user_message,
                          "sage_push_next_at": False})
-            return
+            return True
         except SageNotFoundError:
             quiet.write({"sage_push_state": "error", "sage_push_next_at": False, "sage_push_error": _(
                 "The Sage record no longer exists (deleted in Sage?). Unlink or export again.")})
-            return
+            return True
         except (SageError, UserError) as error:
             attempts = self.sage_push_attempts + 1
             delay = RETRY_MINUTES[min(attempts, len(RETRY_MINUTES)) - 1]
@@ -556,7 +590,7 @@ class ResPartner(models.Model):
                                      error=message, minutes=delay),
             })
             _logger.info("Sage push of partner %s postponed: %s", self.id, message)
-            return
+            return True
         snapshot = dict(self.sage_push_snapshot or {}, **diff)
         update = {"sage_push_snapshot": snapshot, "sage_push_state": "synced", "sage_push_error": False,
                   "sage_push_attempts": 0, "sage_push_next_at": False,
@@ -566,6 +600,7 @@ class ResPartner(models.Model):
         quiet.write(update)
         if lost:
             self._sage_note_overwritten(lost)
+        return True
 
     def _sage_note_overwritten(self, lost):
         rows = Markup("").join(
@@ -621,26 +656,52 @@ class ResPartner(models.Model):
         """Remove the Sage link of these partners (XML-RPC; Sage managers only).
 
         The partners and the Sage contacts both stay; persons linked through a company are
-        detached from its Sage contact persons too. A chatter note records it.
+        detached from its Sage contact persons too. The partners' Sage invoices are removed from
+        Odoo (they belong to the Sage contact, not to the partner) and their figures recomputed.
+        A chatter note records it.
         """
         self._sage_check_manager()
-        for partner in self.filtered(lambda p: p.sage_contact_id or p.sage_contact_person_id):
-            what = partner.sage_contact_id or partner.sage_contact_person_id
-            persons = self.with_context(active_test=False).search([
-                ("commercial_partner_id", "=", partner.id), ("id", "!=", partner.id),
-                ("sage_contact_person_id", "!=", False)])
-            (partner | persons)._sage_clear_link()
-            partner._sage_note(_("Unlinked from Sage (Sage id %(id)s) by %(user)s.",
-                                 id=what, user=self.env.user.name))
+        linked = self.filtered(lambda p: p.sage_contact_id or p.sage_contact_person_id)
+        notes = {partner.id: _("Unlinked from Sage (Sage id %(id)s) by %(user)s.",
+                               id=partner.sage_contact_id or partner.sage_contact_person_id,
+                               user=self.env.user.name)
+                 for partner in linked}
+        linked._sage_clear_link()
+        for partner in linked:
+            partner._sage_note(notes[partner.id])
         return True
 
     def _sage_clear_link(self):
-        for partner in self:
-            values = dict(PUSH_RESET_VALUES, sage_contact_person_id=False,
-                          sage_export_generation=partner.sage_export_generation + 1)
-            if partner.sage_contact_id:
-                values.update(partner._sage_unlink_values())
-            partner.with_context(sage_no_push=True).sudo().write(values)
+        """Unlink these partners from Sage in Odoo: link, push state, added persons, invoices."""
+        holders = self.filtered("sage_contact_id")
+        invoices = self.env["sage.invoice"].sudo().search([("partner_id", "in", self.ids)])
+        invoices.unlink()
+        if holders:
+            holders.with_context(sage_no_push=True).sudo().write(holders._sage_unlink_values())
+        self._sage_reset_push_state()
+        self._sage_recompute_invoice_figures()
+
+    def _sage_reset_push_state(self):
+        """Forget the Odoo -> Sage state of these partners, which no longer hold a Sage link.
+
+        For the unlink paths (manual unlink, Delete in Sage, and the sync when Sage deleted the
+        contact): clears the push state, snapshot and main contact person, detaches the persons
+        that were added as contact persons of these partners' Sage contacts, and bumps the export
+        generation so that a new export is a new Sage request. One write for the whole recordset;
+        the Sage link fields themselves (``_sage_unlink_values``) are the caller's. Returns the
+        partners reset (``self`` plus those persons).
+        """
+        if not self:
+            return self
+        persons = self.with_context(active_test=False).search([
+            ("commercial_partner_id", "in", self.ids), ("id", "not in", self.ids),
+            ("sage_contact_person_id", "!=", False)])
+        partners = (self | persons).with_context(sage_no_push=True).sudo()
+        # One value above every current generation: a new idempotency seed for each of them.
+        generation = max(partners.mapped("sage_export_generation")) + 1
+        partners.write(dict(PUSH_RESET_VALUES, sage_contact_person_id=False,
+                            sage_export_generation=generation))
+        return (self | persons)
 
     def action_sage_delete(self):
         """Delete this partner's contact in Sage when Sage allows it (Sage managers only).
@@ -666,7 +727,8 @@ class ResPartner(models.Model):
         name = self.display_name
         if self.env.context.get("sage_delete_partner"):
             # Delete in Odoo first (inside this transaction) so that Sage is only touched when
-            # Odoo can delete the partner too.
+            # Odoo can delete the partner too. Its persons stay: they lose their Sage contact person.
+            self._sage_reset_push_state()
             self.with_context(sage_deleted_in_sage=True).unlink()
             self.env.flush_all()
             self._sage_call(lambda: client.delete("contacts", contact["id"]))
@@ -678,9 +740,7 @@ class ResPartner(models.Model):
             }
         self._sage_call(lambda: client.delete("contacts", contact["id"]))
         sage_id = self.sage_contact_id
-        persons = self.with_context(active_test=False).search([
-            ("commercial_partner_id", "=", self.id), ("sage_contact_person_id", "!=", False)])
-        (self | persons)._sage_clear_link()
+        self._sage_clear_link()
         self._sage_note(_("Deleted in Sage (Sage id %(id)s) by %(user)s; the partner is kept in Odoo.",
                           id=sage_id, user=self.env.user.name))
         return self._sage_notify(_("%s was deleted in Sage. The partner stays in Odoo, unlinked; "

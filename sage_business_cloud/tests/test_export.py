@@ -1,6 +1,8 @@
 """Export to Sage, end to end against the sandbox: B2C, B2B, companies, twins, retries, refusals."""
 
-from odoo.exceptions import UserError
+from odoo import Command
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user
 
 from .common import SageTransactionCase
 
@@ -37,9 +39,9 @@ class ExportHelpers:
     def sage_client(self):
         return self.connection._get_client()
 
-    def run_push(self):
+    def run_push(self, **kwargs):
         self.env.flush_all()
-        return self.Partner._cron_sage_push()
+        return self.Partner._cron_sage_push(**kwargs)
 
     def make_company(self, name="Acme Trading Ltd", **values):
         return self.Partner.create(dict({
@@ -247,3 +249,34 @@ class TestExport(ExportHelpers, SageTransactionCase):
         self.assertFalse(partner.sage_can_export)
         with self.assertRaisesRegex(UserError, "not connected"):
             partner.action_export_to_sage()
+
+    def test_person_export_needs_write_access_on_its_company(self):
+        """The link is written on the company: a user who may edit the person but not the
+        company must not export it (nor reach Sage)."""
+        group = self.env["res.groups"].create({"name": "Sage test: may edit people only"})
+        self.env["ir.rule"].create({
+            "name": "Sage test: write people only", "model_id": self.env.ref("base.model_res_partner").id,
+            "groups": [Command.link(group.id)], "domain_force": "[('is_company', '=', False)]",
+            "perm_read": False, "perm_write": True, "perm_create": False, "perm_unlink": False,
+        })
+        user = new_test_user(self.env, login="people_only_user",
+                             groups="base.group_user,base.group_partner_manager")
+        user.groups_id = [Command.link(group.id)]
+        company = self.make_company()
+        bob = self.Partner.create({"name": "Bob Jones", "parent_id": company.id, "email": "bob@acme.example"})
+        bob.with_user(user).write({"mobile": "07700 900456"})  # the person is his to edit
+        with self.assertRaises(AccessError):
+            company.with_user(user).write({"comment": "not his"})
+        self.sandbox.clear_requests()
+        with self.assertRaises(AccessError):
+            bob.with_user(user).action_export_to_sage()
+        self.assertEqual(self.sandbox.request_log()["total"], 0, "nothing was sent to Sage")
+        self.assertEqual(self.sage_contacts(), [])
+        self.assertFalse(company.sage_contact_id)
+        self.assertFalse(company.sage_main_person_id)
+        # with several ids, the person is listed as refused and nothing reaches Sage either
+        solo = self.Partner.create({"name": "Solo Person"})
+        action = (bob | solo).with_user(user).action_export_to_sage()
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertEqual([c["name"] for c in self.sage_contacts()], ["Solo Person"])
+        self.assertFalse(company.sage_contact_id)

@@ -156,3 +156,41 @@ class TestMergeLinkDelete(ExportHelpers, SageTransactionCase):
         self.assertTrue(other.sage_can_export)
         other.action_export_to_sage()
         self.assertTrue(other.sage_contact_id)
+
+    # ------------------------------------------------------------------ unlink forgets the invoices
+    def assert_no_sage_invoices_left(self, partner):
+        self.assertFalse(self.env["sage.invoice"].search([("partner_id", "=", partner.id)]))
+        self.assertEqual((partner.sage_outstanding_amount, partner.sage_overdue_amount,
+                          partner.sage_invoice_count), (0.0, 0.0, 0))
+        self.assertFalse(partner.sage_oldest_overdue_date)
+        # the domain of the "Sage: overdue" filter
+        self.assertNotIn(partner, self.Partner.search([("sage_invoice_ids", "any", [
+            ("invoice_type", "=", "sale"), ("is_overdue", "=", True)])]), "not under “Sage: overdue”")
+
+    def linked_with_overdue_invoice(self, name):
+        partner = self.make_company(name=name)
+        partner.action_export_to_sage()
+        invoice = self.add_invoice(partner, sage_id="inv-" + name)
+        invoice.due_date = "2020-01-01"
+        partner._sage_recompute_invoice_figures()
+        self.assertEqual(partner.sage_overdue_amount, 100.0)
+        return partner
+
+    def test_unlink_removes_the_sage_invoices_and_figures(self):
+        partner = self.linked_with_overdue_invoice("Unlinked Debts Ltd")
+        carol = self.Partner.create({"name": "Carol White", "parent_id": partner.id})
+        carol.action_export_to_sage()
+        self.assertTrue(carol.sage_contact_person_id)
+        partner.action_sage_unlink()
+        self.assertFalse(partner.sage_contact_id)
+        self.assertFalse(carol.sage_contact_person_id, "its added person is detached too")
+        self.assert_no_sage_invoices_left(partner)
+        # a later link to another Sage contact starts from its own invoices only
+        partner.action_export_to_sage()
+        self.assertEqual(partner.sage_invoice_count, 0)
+
+    def test_delete_in_sage_removes_the_sage_invoices_and_figures(self):
+        partner = self.linked_with_overdue_invoice("Deleted Debts Ltd")
+        partner.action_sage_delete()
+        self.assertFalse(partner.sage_contact_id)
+        self.assert_no_sage_invoices_left(partner)

@@ -157,3 +157,86 @@ class TestPush(ExportHelpers, SageTransactionCase):
         self.assertEqual(self.requests_to("/v3.1/"), {"GET " + person_path: 1, "PUT " + person_path: 1})
         person = self.sandbox.store.get("contact_persons", carol.sage_contact_person_id, self.business_id)
         self.assertEqual(person["email"], "carol.white@acme.example")
+
+    def unlinked_by_the_sync(self, partner):
+        """What the sync does when Sage deleted the contact: its own write of the link fields."""
+        partner.with_context(sage_no_push=True).write(partner._sage_unlink_values())
+
+    def test_pending_partner_with_nothing_to_push_does_not_starve_the_cron(self):
+        stuck = self.company
+        stuck.city = "Oxford"
+        self.assertEqual(stuck.sage_push_state, "pending")
+        self.unlinked_by_the_sync(stuck)
+        real = self.make_company(name="Real Pending Ltd")
+        real.action_export_to_sage()
+        real.city = "York"
+        self.assertEqual(real.sage_push_state, "pending")
+        self.assertLess(stuck.id, real.id, "the stuck partner comes first in the cron's order")
+        for _run in range(5):
+            before = self.triggers()
+            self.run_push(limit=1)
+            if self.triggers() == before:
+                break
+        else:
+            self.fail("the push cron keeps triggering itself")
+        self.assertEqual(self.sage_contact(real)["main_address"]["city"], "York")
+        self.assertEqual(real.sage_push_state, "synced")
+        self.assertFalse(stuck.sage_push_state, "nothing can be sent for it: no longer pending")
+
+    def test_push_of_a_partner_unlinked_since_it_was_queued_clears_its_state(self):
+        self.company.city = "Oxford"
+        self.unlinked_by_the_sync(self.company)
+        self.sandbox.clear_requests()
+        self.assertTrue(self.company._sage_push_one({}))
+        self.assertFalse(self.company.sage_push_state)
+        self.assertEqual(self.sandbox.request_log()["total"], 0)
+
+    def test_reset_push_state_forgets_the_holder_and_its_added_persons(self):
+        carol = self.Partner.create({"name": "Carol White", "parent_id": self.company.id,
+                                     "email": "carol@acme.example"})
+        carol.action_export_to_sage()
+        bob = self.Partner.create({"name": "Bob Jones", "parent_id": self.company.id})
+        self.company.sudo().sage_main_person_id = bob
+        self.company.city = "Oxford"
+        carol.email = "carol.white@acme.example"
+        self.assertEqual((self.company | carol).mapped("sage_push_state"), ["pending", "pending"])
+        generations = {p.id: p.sage_export_generation for p in self.company | carol}
+        self.unlinked_by_the_sync(self.company)
+
+        reset = self.company._sage_reset_push_state()
+
+        self.assertEqual(reset, self.company | carol)
+        for partner in (self.company, carol):
+            self.assertFalse(partner.sage_push_state)
+            self.assertFalse(partner.sage_push_snapshot)
+            self.assertGreater(partner.sage_export_generation, generations[partner.id])
+        self.assertFalse(carol.sage_contact_person_id)
+        self.assertFalse(self.company.sage_main_person_id)
+        self.sandbox.clear_requests()
+        self.run_push()
+        self.assertEqual(self.sandbox.request_log()["total"], 0)
+
+    def test_archiving_or_retyping_without_a_change_for_sage_costs_no_request(self):
+        bob = self.Partner.create({"name": "Bob Jones", "parent_id": self.company.id, "email": "bob@acme.example"})
+        self.company.sudo().sage_main_person_id = bob
+        delivery = self.Partner.create({"name": "Dock", "parent_id": self.company.id, "type": "delivery",
+                                        "street": "9 Quay", "city": "Hull", "zip": "HU1 1AA"})
+        other = self.Partner.create({"name": "Dan Other", "parent_id": self.company.id})
+        self.run_push()
+        self.assertEqual(self.company.sage_push_state, "synced")
+        self.sandbox.clear_requests()
+        before = self.triggers()
+
+        self.company.action_archive()
+        bob.action_archive()
+        delivery.action_archive()
+        other.type = "other"
+        bob.type = "other"
+        self.assertEqual(self.company.sage_push_state, "synced")
+        self.run_push()
+        (self.company | bob | delivery).action_unarchive()
+        self.assertEqual(self.company.sage_push_state, "synced")
+        self.run_push()
+
+        self.assertEqual(self.sandbox.request_log()["total"], 0)
+        self.assertEqual(self.triggers(), before, "nothing to send: the cron is not even woken")
