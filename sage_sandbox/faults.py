@@ -12,6 +12,7 @@ LOG_SIZE = 1000
 class FaultRule:
     """One fault: which calls it matches and what happens to them.
 
+    ``after`` lets the first N matching calls through untouched (e.g. "fail from page 2 on").
     ``count`` limits the rule to the next N matching calls; ``ratio`` hits a deterministic share
     of matching calls (the k-th call is hit when ``floor(k * ratio)`` grows). Without either, every
     matching call is hit until the rules are cleared.
@@ -22,6 +23,7 @@ class FaultRule:
     delay: float = 0.0
     drop: bool = False
     count: int = None
+    after: int = 0
     ratio: float = None
     path: str = None
     method: str = None
@@ -32,7 +34,7 @@ class FaultRule:
         """Validate a JSON spec; raises ``ValueError``/``TypeError`` with a readable message."""
         if not isinstance(spec, dict):
             raise TypeError("fault spec must be a JSON object")
-        unknown = set(spec) - {"status", "retry_after", "delay", "drop", "count", "ratio", "path", "method"}
+        unknown = set(spec) - {"status", "retry_after", "delay", "drop", "count", "after", "ratio", "path", "method"}
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         rule = cls(**spec)
@@ -44,6 +46,8 @@ class FaultRule:
             raise ValueError("ratio must be between 0 and 1")
         if rule.count is not None and int(rule.count) < 1:
             raise ValueError("count must be at least 1")
+        if int(rule.after) < 0:
+            raise ValueError("after must not be negative")
         if rule.method:
             rule.method = rule.method.upper()
         return rule
@@ -55,14 +59,16 @@ class FaultRule:
     def fires(self):
         """Advance the rule's counters for one matching call and say whether it is hit."""
         self.seen += 1
+        if self.seen <= int(self.after):
+            return False
         if self.ratio is not None:
             return int(self.seen * self.ratio) > int((self.seen - 1) * self.ratio)
         return True
 
     def as_json(self):
         """Current rule state for ``GET /_sandbox/faults``."""
-        return {k: getattr(self, k) for k in ("status", "retry_after", "delay", "drop", "count", "ratio", "path",
-                                              "method", "seen")}
+        return {k: getattr(self, k) for k in ("status", "retry_after", "delay", "drop", "count", "after", "ratio",
+                                              "path", "method", "seen")}
 
 
 class FaultInjector:

@@ -93,3 +93,9 @@ def test_request_log(server, api):
     assert server.request_log()["total"] == 4
     control(server, "DELETE", "requests")
     assert control(server, "GET", "requests").json()["total"] == 0
+
+
+def test_after_lets_the_first_calls_through(server, api):
+    control(server, "POST", "faults", status=503, after=2, count=1, path="/v3.1/contacts")
+    assert [api.get("/contacts").status_code for _ in range(4)] == [200, 200, 503, 200]
+    assert control(server, "POST", "faults", status=503, after=-1).status_code == 422
