@@ -8,3 +8,4 @@ from . import test_push
 from . import test_merge
 from . import test_sync_invoices
 from . import test_sync_concurrency
+from . import test_sync_committed
