@@ -10,6 +10,11 @@ book) and add up only invoices in that currency: pounds are never added to euros
 other currencies are totalled per currency in ``sage_other_currency_summary``, shown in the Sage
 tab. Void, draft and other non-posted invoices count in no figure (see ``sage_invoice``).
 
+Sales and purchase invoices are never added up: the ``sage_*`` figures (outstanding, overdue,
+due dates, count) are what the customer owes, from sales invoices only, and every internal user
+can read them. What we owe a supplier is in the ``sage_payable_*`` fields, computed from purchase
+invoices and readable only by the group "Sage: supplier invoices" (like the purchase rows).
+
 A person of a linked company shows its company's figures and invoices through the non-stored
 ``sage_display_*`` fields.
 """
@@ -20,6 +25,8 @@ from odoo import _, api, fields, models
 from odoo.tools.misc import formatLang
 
 from .sage_invoice import COUNTED_STATUSES, OPEN_STATUSES
+
+SUPPLIER_GROUP = "sage_business_cloud.group_sage_supplier_invoices"
 
 
 class ResPartner(models.Model):
@@ -45,7 +52,21 @@ class ResPartner(models.Model):
         "Sage oldest overdue", readonly=True, copy=False,
         help="Due date of the oldest overdue invoice.",
     )
-    sage_invoice_count = fields.Integer("Sage invoices count", readonly=True, copy=False, default=0)
+    sage_invoice_count = fields.Integer(
+        "Sage invoices count", readonly=True, copy=False, default=0,
+        help="Posted Sage sales invoices of this customer (void and draft excluded).",
+    )
+    # What we owe this supplier (purchase invoices): private, like the purchase invoice rows.
+    sage_payable_amount = fields.Monetary(
+        "Sage owed to supplier", currency_field="sage_currency_id", readonly=True, copy=False,
+        default=0.0, groups=SUPPLIER_GROUP,
+        help="Still to be paid to this supplier on Sage purchase invoices, in the company currency.",
+    )
+    sage_payable_overdue_amount = fields.Monetary(
+        "Sage overdue to supplier", currency_field="sage_currency_id", readonly=True, copy=False,
+        default=0.0, groups=SUPPLIER_GROUP,
+        help="Owed to this supplier on Sage purchase invoices past their due date.",
+    )
     sage_figures_date = fields.Date(readonly=True, copy=False, help="Day the figures were computed.")
     sage_other_currency_summary = fields.Html(
         "Other currencies", compute="_compute_sage_display", sanitize=False,
@@ -104,7 +125,8 @@ class ResPartner(models.Model):
         totals = {}
         for invoice in invoices or []:
             partner = invoice.partner_id
-            if invoice.status not in COUNTED_STATUSES or invoice.currency_id == partner.sage_currency_id:
+            if invoice.invoice_type != "sale" or invoice.status not in COUNTED_STATUSES \
+                    or invoice.currency_id == partner.sage_currency_id:
                 continue
             entry = totals.setdefault(partner.id, {}).setdefault(invoice.currency_id, [0.0, 0.0])
             entry[0] += invoice.outstanding_amount
@@ -128,7 +150,8 @@ class ResPartner(models.Model):
         """Recompute the stored Sage figures of these partners from their ``sage.invoice`` rows.
 
         One aggregate query for all of them; used by the sync, the daily refresh and the merge
-        wizard (which moves invoice rows with raw SQL).
+        wizard (which moves invoice rows with raw SQL). The ``sage_*`` figures count sales
+        invoices only; purchase invoices go to the ``sage_payable_*`` fields (supplier group).
         """
         partners = self.exists()
         if not partners:
@@ -141,7 +164,7 @@ class ResPartner(models.Model):
             for partner in partners
         }
         self.env.cr.execute(
-            """SELECT partner_id, currency_id,
+            """SELECT partner_id, currency_id, invoice_type,
                       count(*),
                       sum(outstanding_amount) FILTER (WHERE status = ANY(%(open)s)),
                       sum(outstanding_amount) FILTER (WHERE status = ANY(%(open)s) AND due_date < %(today)s),
@@ -151,25 +174,35 @@ class ResPartner(models.Model):
                                             AND due_date < %(today)s)
                  FROM sage_invoice
                 WHERE partner_id = ANY(%(ids)s) AND status = ANY(%(counted)s)
-             GROUP BY partner_id, currency_id""",
+             GROUP BY partner_id, currency_id, invoice_type""",
             {"open": list(OPEN_STATUSES), "counted": list(COUNTED_STATUSES), "today": today,
              "ids": partners.ids},
         )
         figures = {
             partner.id: {"sage_outstanding_amount": 0.0, "sage_overdue_amount": 0.0,
                          "sage_next_due_date": False, "sage_oldest_overdue_date": False,
-                         "sage_invoice_count": 0, "sage_figures_date": today}
+                         "sage_invoice_count": 0, "sage_figures_date": today,
+                         "sage_payable_amount": 0.0, "sage_payable_overdue_amount": 0.0}
             for partner in partners
         }
-        for partner_id, currency_id, count, outstanding, overdue, next_due, oldest in self.env.cr.fetchall():
+        rows = self.env.cr.fetchall()
+        for partner_id, currency_id, invoice_type, count, outstanding, overdue, next_due, oldest in rows:
             values = figures[partner_id]
+            in_company_currency = currency_id == company_currency[partner_id]
+            if invoice_type != "sale":
+                # What we owe a supplier: never mixed with what the customer owes.
+                if in_company_currency:
+                    values["sage_payable_amount"] = outstanding or 0.0
+                    values["sage_payable_overdue_amount"] = max(overdue or 0.0, 0.0)
+                continue
             values["sage_invoice_count"] += count
             # Dates tell when something is due whatever the currency; amounts stay per currency.
             if next_due and (not values["sage_next_due_date"] or next_due < values["sage_next_due_date"]):
                 values["sage_next_due_date"] = next_due
             if oldest and (not values["sage_oldest_overdue_date"] or oldest < values["sage_oldest_overdue_date"]):
                 values["sage_oldest_overdue_date"] = oldest
-            if currency_id == company_currency[partner_id]:
+            if in_company_currency:
                 values["sage_outstanding_amount"] = outstanding or 0.0
                 values["sage_overdue_amount"] = max(overdue or 0.0, 0.0)
-        self.env["sage.sync"]._bulk_write(partners, [figures[partner.id] for partner in partners])
+        # sudo: the supplier figures are written whoever triggers the recomputation.
+        self.env["sage.sync"]._bulk_write(partners.sudo(), [figures[partner.id] for partner in partners])

@@ -2,6 +2,7 @@
 
 from odoo import _, fields, models
 from odoo.exceptions import UserError
+from odoo.tools.sql import create_index
 
 
 class ResPartner(models.Model):
@@ -11,6 +12,13 @@ class ResPartner(models.Model):
         [("customer", "Customer"), ("vendor", "Supplier")], string="Sage contact type", copy=False,
         help="Type of the Sage contact this partner was created from (customer or supplier).",
     )
+
+    def init(self):
+        result = super().init()
+        # The sync looks partners up by exact trimmed name once per page
+        # (``sage.sync._exact_candidates``: ``trim(name) = ANY(...)``): no sequential scan.
+        create_index(self.env.cr, "res_partner_sage_trim_name_index", "res_partner", ["trim(name)"])
+        return result
 
     def unlink(self):
         """Remember deleted linked partners, so that the next sync does not bring them back.
@@ -45,11 +53,17 @@ class ResPartner(models.Model):
         """Keep the existing partner: merge the one the sync created into it.
 
         The existing partner survives and takes over the Sage link, invoices, children and
-        chatter of the created one (the merge wizard moves the link).
+        chatter of the created one (the merge wizard moves the link). Only partners the sync
+        created and flagged for review can be merged this way, and the caller must be allowed
+        to edit both partners (the merge itself runs as superuser).
         """
         self._check_sage_reviewer()
         survivors = self.browse()
         for created in self:
+            if not created.sage_review or created.sage_link_method != "imported" or not created.sage_contact_id:
+                raise UserError(_(
+                    "%s was not created by the Sage sync for review: it cannot be merged this way.",
+                    created.display_name))
             existing = created.sage_duplicate_of_id
             if not existing:
                 raise UserError(_("%s has no partner to be linked to: set 'Possible duplicate of' first.",
@@ -57,6 +71,7 @@ class ResPartner(models.Model):
             if existing.sage_contact_id:
                 raise UserError(_("%(existing)s is already linked to another Sage contact.",
                                   existing=existing.display_name))
+            (created | existing).check_access("write")
             self.env["base.partner.merge.automatic.wizard"].sudo()._merge(
                 [existing.id, created.id], existing, extra_checks=False,
             )

@@ -4,30 +4,49 @@ One run of one connection, in this order:
 
 1. contacts changed since the contacts watermark (everything on the first import), page by page;
 2. contacts in the retry list (records that failed to map, contacts restored from the
-   "deleted in Odoo" list), one GET each: there are few;
+   "deleted in Odoo" list), one GET each: there are few (at most ``BACKLOG_LIMIT`` per run);
 3. contacts deleted in Sage since the watermark: their partners are unlinked;
 4. sales invoices, then purchase invoices (or, when excluded, the stored purchase rows are
-   removed), each changed since its own watermark, then those deleted since;
+   removed), each changed since its own watermark, then the invoices of that type in the retry
+   list (failed to map), one GET each, then those deleted since;
 5. invoices waiting for their contact: for every contact in the retry list that is now linked,
-   its invoices are listed with ``contact_id`` (one listing per contact, only for those).
+   its invoices are listed with ``contact_id`` (one listing per contact, only for those, at
+   most ``BACKLOG_LIMIT`` contacts per run).
+
+Whatever the outcome, the run then recomputes the figures that date from an earlier day (overdue
+depends on today; no Sage call) and records its result.
+
+Matching by name: an unlinked Sage contact is linked to the one unlinked Odoo partner (company,
+or person without a company) with exactly its name. It is created and flagged for review instead
+when the match is not certain: several Odoo partners with that name, several Sage contacts with
+that name in the same page, or an Odoo partner with that name already linked to another Sage
+contact (flagged as a possible duplicate of it). Linked and created partners get the Sage values
+they were linked to as their push snapshot, so that a later edit in Odoo sends only what changed.
 
 Cost: every step costs SQL queries per page, never per record (lookups by Sage id and by name
 are one query each per page; partners and invoice rows are created with one ``create`` and the
 per-record writes are flushed together). An incremental run with nothing new makes one request
 per listing (six) whatever the size of the book.
 
+Connection row: every write the sync makes to ``sage.connection`` (watermarks, Sync now flag,
+last sync and last error) goes through ``_write_sync_state``, a short transaction of its own, so
+that the run never holds that row while an administrator saves the settings or clicks Sync now.
+
 Safety: one run per company at a time (a transaction-level advisory lock taken on a separate
 database session, held for the whole run); every page is processed in a savepoint and committed
 (outside tests), so a run that stops midway keeps the pages it finished, and the next run reads
 again from the old watermark: links and rows are keyed by Sage id, so nothing is duplicated.
 A watermark moves only when its whole stream completed, to the run's start minus an overlap.
-A record that cannot be mapped is recorded as an error of the run, put in the retry list and
-read again (by id) at the next runs until it maps or disappears.
+A record that cannot be mapped (contact or invoice, malformed timestamp included) is recorded as
+an error of the run with its Sage id, put in the retry list and read again (by id) at the next runs
+until it maps or disappears; the watermark moves past it meanwhile. A run never raises: a failure
+is recorded on the run (``failed``), even when recording the result itself fails.
 """
 
 import logging
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 from markupsafe import Markup
@@ -36,6 +55,7 @@ import odoo
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
+from ..services import sage_export
 from ..services.names import name_key
 from ..services.sage_client import (
     SageAuthError,
@@ -66,6 +86,8 @@ INVOICE_ATTRIBUTES = [
 ]
 RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices"}
 WATERMARKS = {"sale": "invoices_synced_until", "purchase": "purchases_synced_until"}
+#: Retry-list kind of the invoices of each type that failed to map.
+INVOICE_RETRY = {"sale": "sale_invoice", "purchase": "purchase_invoice"}
 SYNC_CONTEXT = {"sage_no_push": True, "tracking_disable": True, "mail_create_nolog": True,
                 "mail_create_nosubscribe": True, "mail_notrack": True, "active_test": False}
 
@@ -83,10 +105,15 @@ class SageSyncBacklog(models.Model):
 
     connection_id = fields.Many2one("sage.connection", required=True, ondelete="cascade", index=True)
     kind = fields.Selection(
-        [("contact", "Contact to read again"), ("invoices", "Invoices waiting for their contact")],
+        [("contact", "Contact to read again"), ("invoices", "Invoices waiting for their contact"),
+         ("sale_invoice", "Sales invoice to read again"),
+         ("purchase_invoice", "Purchase invoice to read again")],
         required=True,
     )
-    sage_id = fields.Char("Sage contact id", required=True)
+    sage_id = fields.Char(
+        "Sage id", required=True,
+        help="Id of the Sage contact (kinds contact and invoices) or invoice (other kinds).",
+    )
     reason = fields.Char()
     since = fields.Datetime(default=fields.Datetime.now)
 
@@ -122,6 +149,14 @@ class SageSyncBacklog(models.Model):
         self.invalidate_model()
 
     @api.model
+    def _clear(self, connection, kind):
+        """Forget every entry of ``kind`` (one query)."""
+        self.flush_model()
+        self.env.cr.execute(
+            "DELETE FROM sage_sync_backlog WHERE connection_id = %s AND kind = %s", [connection.id, kind])
+        self.invalidate_model()
+
+    @api.model
     def _pending_ids(self, connection, kind, limit=BACKLOG_LIMIT):
         self.flush_model()
         self.env.cr.execute(
@@ -150,6 +185,9 @@ class _RunState:
         self.countries = None
         self.currencies = None
         self.contacts_seen = set()
+        #: per invoice type: ids listed in this run, and ids in the retry list at its start
+        self.invoices_seen = {"sale": set(), "purchase": set()}
+        self.invoice_retry = {"sale": set(), "purchase": set()}
 
     def error(self, resource, sage_id, name, reason):
         self.errors.append({"resource": resource, "sage_id": sage_id, "name": name, "reason": str(reason)})
@@ -163,13 +201,21 @@ class SageSync(models.AbstractModel):
     # entry point
     # ------------------------------------------------------------------
     def _sync_connection(self, connection, trigger="manual"):
-        """Run one sync of ``connection``; return its ``sage.sync.run`` record."""
+        """Run one sync of ``connection``; return its ``sage.sync.run`` record.
+
+        Never raises (the cron goes on with the other companies): a failure is recorded on the
+        run, or logged when not even the run could be created.
+        """
         connection = connection.sudo().ensure_one()
         self = self.sudo()
         Run = self.env["sage.sync.run"]
         # A separate session holds the lock: it stays taken whatever this cursor commits or
         # rolls back, and goes away with that session's transaction, even after a crash.
-        lock_cr = odoo.sql_db.db_connect(self.env.cr.dbname).cursor()
+        try:
+            lock_cr = odoo.sql_db.db_connect(self.env.cr.dbname).cursor()
+        except Exception:
+            _logger.exception("Sage sync of connection %s could not start", connection.id)
+            return Run
         try:
             lock_cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, connection.id])
             if not lock_cr.fetchone()[0]:
@@ -183,6 +229,11 @@ class SageSync(models.AbstractModel):
                     self.env.cr.commit()  # pylint: disable=invalid-commit
                 return run
             return self._run_locked(connection, trigger)
+        except Exception:
+            # Only reachable before a run record exists (a run records its own failures).
+            _logger.exception("Sage sync of connection %s could not start", connection.id)
+            self._rollback()
+            return Run
         finally:
             lock_cr.close()
 
@@ -193,16 +244,15 @@ class SageSync(models.AbstractModel):
             "connection_id": connection.id, "trigger": trigger, "started_at": started,
             "full_import": not connection.contacts_synced_until,
         })
-        connection.sync_requested = False
         self._commit()
         state = _RunState(connection, run, None, started)
         failure = None
         try:
+            connection._write_sync_state({"sync_requested": False})
             state.client = connection._get_client()
             self._sync_contacts(state)
             self._sync_deleted_contacts(state)
-            connection.contacts_synced_until = started - OVERLAP
-            self._commit()
+            connection._write_sync_state({"contacts_synced_until": started - OVERLAP})
             for invoice_type in ("sale", "purchase"):
                 if invoice_type == "purchase" and connection.exclude_supplier_invoices:
                     self._remove_purchase_invoices(state)
@@ -210,11 +260,10 @@ class SageSync(models.AbstractModel):
                     self._sync_invoices(state, invoice_type)
                 self._commit()
             self._sync_waiting_invoices(state)
-            self._refresh_stale_figures(connection)
         except SageAuthError as error:
             failure = str(error)
             self._rollback()
-            connection._mark_needs_reconnect(failure)
+            self._mark_needs_reconnect_once(connection, failure)
         except (SageRateLimitError, SageTransientError) as error:
             failure = _("Sage did not answer in time (%s). The next run carries on from here.", error)
             self._rollback()
@@ -225,7 +274,60 @@ class SageSync(models.AbstractModel):
             _logger.exception("Sage sync of connection %s failed", connection.id)
             failure = _("Unexpected error: %s", error)
             self._rollback()
-        return self._finish(state, failure, clock)
+        # Whatever the outcome: overdue depends on today, and this needs no Sage call.
+        self._refresh_stale_figures_safely(connection)
+        return self._finish_safely(state, failure, clock)
+
+    def _mark_needs_reconnect_once(self, connection, reason):
+        """Mark the connection for reconnection unless the token refresh did it already.
+
+        The refresh marks it (and schedules the administrators' activities) in its own
+        transaction before raising; marking again would schedule every activity twice.
+        """
+        try:
+            connection.invalidate_recordset(["state"])
+            if connection.state != "needs_reconnect":
+                connection._mark_needs_reconnect(reason)
+                self._commit()
+        except Exception:
+            _logger.exception("Sage connection %s could not be marked for reconnection", connection.id)
+            self._rollback()
+
+    def _refresh_stale_figures_safely(self, connection):
+        try:
+            with self.env.cr.savepoint():
+                self._refresh_stale_figures(connection)
+            self._commit()
+        except Exception:
+            _logger.exception("Sage figures of connection %s could not be refreshed", connection.id)
+            self._rollback()
+
+    def _finish_safely(self, state, failure, clock):
+        """``_finish``; when recording the result fails, the run is still closed as failed."""
+        try:
+            return self._finish(state, failure, clock)
+        except Exception as error:
+            _logger.exception("Sage sync of connection %s could not record its result", state.connection.id)
+            self._rollback()
+            message = _("The sync could not record its result: %s", error)
+            if failure:
+                message = "%s\n%s" % (failure, message)
+            self._close_failed_run(state.run, message)
+            return state.run
+
+    def _close_failed_run(self, run, message):
+        """Mark ``run`` failed in a transaction of its own (outside tests)."""
+        values = {"state": "failed", "finished_at": fields.Datetime.now(), "message": message}
+        try:
+            if _auto_commit():
+                with self.env.registry.cursor() as cr:  # committed when the block ends
+                    run.with_env(run.env(cr=cr)).write(values)
+                run.invalidate_recordset()
+            else:
+                with self.env.cr.savepoint():
+                    run.write(values)
+        except Exception:
+            _logger.exception("Sage sync run %s could not be closed", run.id)
 
     def _finish(self, state, failure, clock):
         connection, run = state.connection, state.run
@@ -258,13 +360,13 @@ class SageSync(models.AbstractModel):
             "http_requests": state.client.request_count if state.client else 0,
             "message": "\n".join(message) or False,
         })
+        self._commit()
         values = {"last_error": failure or False}
         if failure:
             values["last_error_at"] = fields.Datetime.now()
         else:
             values["last_sync_at"] = run.finished_at
-        connection.write(values)
-        self._commit()
+        connection._write_sync_state(values)
         return run
 
     # ------------------------------------------------------------------
@@ -351,18 +453,23 @@ class SageSync(models.AbstractModel):
         )
 
     def _exact_candidates(self, connection, names):
-        """``{trimmed name: [partner ids]}`` of unlinked candidates with exactly these names."""
+        """``{trimmed name: {"free": [ids], "linked": [ids]}}`` of the partners with exactly these
+        names that could be the contact: unlinked candidates, and partners already linked to
+        another contact of this connection (a Sage contact of the same name is then a possible
+        duplicate). Uses the ``trim(name)`` index (see ``res_partner_sync.init``)."""
         if not names:
             return {}
         self.env["res.partner"].flush_model()
         self.env.cr.execute(
-            "SELECT trim(p.name), p.id FROM res_partner p WHERE trim(p.name) = ANY(%s) AND "
-            + self._candidate_condition() + " ORDER BY p.id",
-            [list(names), connection.company_id.id],
+            "SELECT trim(p.name), p.id, p.sage_contact_id IS NOT NULL FROM res_partner p "
+            "WHERE trim(p.name) = ANY(%s) AND p.active AND (p.is_company OR p.parent_id IS NULL) "
+            "AND (p.company_id IS NULL OR p.company_id = %s) "
+            "AND (p.sage_contact_id IS NULL OR p.sage_connection_id = %s) ORDER BY p.id",
+            [list(names), connection.company_id.id, connection.id],
         )
         found = {}
-        for name, partner_id in self.env.cr.fetchall():
-            found.setdefault(name, []).append(partner_id)
+        for name, partner_id, linked in self.env.cr.fetchall():
+            found.setdefault(name, {"free": [], "linked": []})["linked" if linked else "free"].append(partner_id)
         return found
 
     def _near_candidates(self, connection, keys):
@@ -427,10 +534,14 @@ class SageSync(models.AbstractModel):
             if sage_id in linked:
                 # Odoo is the source of truth: note a real change, overwrite nothing.
                 seen = linked[sage_id][1]
-                updated = parse_datetime(contact.get("updated_at"))
+                handled.add(sage_id)
+                try:
+                    updated = parse_datetime(contact.get("updated_at"))
+                except MappingError as error:
+                    state.error("contacts", sage_id, contact.get("name"), error)
+                    continue
                 if updated and (not seen or updated > seen):
                     state.counts["contacts_ignored"] += 1
-                handled.add(sage_id)
                 continue
             if sage_id in deleted:
                 handled.add(sage_id)
@@ -456,20 +567,26 @@ class SageSync(models.AbstractModel):
         exact = self._exact_candidates(connection, {values["name"] for _c, values, _ch in todo})
         keys = {name_key(values["name"]) for _c, values, _ch in todo} - {""}
         near = self._near_candidates(connection, keys)
-        taken = set()
+        in_page = Counter(values["name"] for _c, values, _ch in todo)
         to_link, to_create = [], []
         for contact, values, children in todo:
-            candidates = [pid for pid in exact.get(values["name"], []) if pid not in taken]
-            if len(candidates) == 1:
-                taken.add(candidates[0])
-                to_link.append((contact, candidates[0]))
+            name = values["name"]
+            found = exact.get(name, {"free": [], "linked": []})
+            free, twins = found["free"], found["linked"]
+            if len(free) == 1 and in_page[name] == 1 and not twins:
+                to_link.append((contact, free[0]))
                 continue
             review = duplicate = False
-            if len(candidates) > 1:
+            if in_page[name] > 1 or len(free) + len(twins) > 1:
+                # Several Sage contacts or several partners with this name: never guess.
                 review = "ambiguous"
+                duplicate = (free or twins or [False])[0]
+            elif twins:
+                # Its exact name is already linked to another Sage contact.
+                review, duplicate = "near_match", twins[0]
             else:
-                key = name_key(values["name"])
-                others = [pid for pid, name in near.get(key, []) if name != values["name"] and pid not in taken]
+                key = name_key(name)
+                others = [pid for pid, other in near.get(key, []) if other != name]
                 if others:
                     review, duplicate = "near_match", others[0]
             to_create.append((contact, values, children, review, duplicate))
@@ -478,10 +595,12 @@ class SageSync(models.AbstractModel):
         values_by_id = {contact["id"]: values for contact, values, _ch in todo}
         if to_link:
             partners = Partner.browse([pid for _c, pid in to_link])
+            snapshots = self._sage_snapshots(partners, [contact for contact, _pid in to_link])
             self._bulk_write(partners, [
                 {**Partner._sage_link_values(connection, contact, "name_match"),
-                 "sage_contact_type": values_by_id[contact["id"]].get("sage_contact_type")}
-                for contact, _pid in to_link
+                 "sage_contact_type": values_by_id[contact["id"]].get("sage_contact_type"),
+                 "sage_push_snapshot": snapshot}
+                for (contact, _pid), snapshot in zip(to_link, snapshots, strict=True)
             ])
             for contact, partner_id in to_link:
                 bodies[partner_id] = Markup("<p>%s</p>") % _(
@@ -507,7 +626,7 @@ class SageSync(models.AbstractModel):
                 child_vals.extend({**child, "parent_id": partner.id} for child in children)
                 body = _("Created from the Sage contact %s by the Sage sync.", contact.get("name"))
                 if review == "ambiguous":
-                    body += " " + _("Several partners have this exact name: review it.")
+                    body += " " + _("Several partners or Sage contacts have this exact name: review it.")
                 elif review == "near_match":
                     body += " " + _("It may duplicate an existing partner: review it.")
                 bodies[partner.id] = Markup("<p>%s</p>") % body
@@ -516,10 +635,40 @@ class SageSync(models.AbstractModel):
                 # company one at a time unless they are in the cache already: load them at once.
                 created.sudo().fetch(created._commercial_fields())
                 Partner.create(child_vals)
+            # What Sage holds, as if Odoo had pushed it: the next edit sends only what changes.
+            self._bulk_write(created, [
+                {"sage_push_snapshot": snapshot}
+                for snapshot in self._sage_snapshots(created, [item[0] for item in to_create])
+            ])
             state.counts["contacts_created"] += len(created)
             state.counts["contacts_flagged"] += sum(1 for item in to_create if item[3])
         if bodies:
             Partner.browse(list(bodies))._message_log_batch(bodies)
+
+    @api.model
+    def _sage_snapshots(self, partners, contacts):
+        """The push snapshot of each partner just linked to (or created from) a Sage contact.
+
+        Sage's values as read (``sage_export.sage_side``, the shape Odoo pushes), except where Odoo
+        holds nothing: that value is recorded as empty, so that an empty Odoo field is never
+        pushed over what Sage holds (a partner matched by name without e-mail keeps Sage's
+        e-mail). Reads the partners together (prefetch): no query per partner.
+        """
+        snapshots = []
+        # the push reads active children only
+        for partner, contact in zip(partners.with_context(active_test=True), contacts, strict=True):
+            values = partner._sage_contact_values()
+            sage_now = sage_export.sage_side(contact, values)
+            snapshot = {}
+            for key, value in values.items():
+                if isinstance(value, dict):
+                    theirs = sage_now.get(key) or {}
+                    snapshot[key] = {sub: (theirs.get(sub) if mine is not None else None)
+                                     for sub, mine in value.items()}
+                else:
+                    snapshot[key] = sage_now.get(key) if value is not None else None
+            snapshots.append(snapshot)
+        return snapshots
 
     # ------------------------------------------------------------------
     # deletions in Sage
@@ -567,6 +716,9 @@ class SageSync(models.AbstractModel):
         connection = state.connection
         resource = RESOURCES[invoice_type]
         since = False if contact_id else connection[WATERMARKS[invoice_type]]
+        if not contact_id:
+            state.invoice_retry[invoice_type] = set(
+                self.env["sage.sync.backlog"]._pending_ids(connection, INVOICE_RETRY[invoice_type]))
         pages = state.client.iter_pages(
             resource, attributes=INVOICE_ATTRIBUTES, items_per_page=self._page_size(),
             updated_or_created_since=since or None, contact_id=contact_id,
@@ -575,6 +727,7 @@ class SageSync(models.AbstractModel):
             self._in_savepoint(self._invoices_page, state, invoice_type, page)
         if contact_id:
             return
+        self._retry_invoices(state, invoice_type)
         if since:
             pages = state.client.iter_pages(
                 resource, attributes=None, items_per_page=self._page_size(), deleted_since=since,
@@ -582,11 +735,32 @@ class SageSync(models.AbstractModel):
             for page in pages:
                 self._in_savepoint(
                     self._deleted_invoices_page, state, invoice_type, [i["id"] for i in page if i.get("id")])
-        connection[WATERMARKS[invoice_type]] = state.started - OVERLAP
+        connection._write_sync_state({WATERMARKS[invoice_type]: state.started - OVERLAP})
+
+    def _retry_invoices(self, state, invoice_type):
+        """Read again, one GET each, the invoices of the retry list that this run did not list.
+
+        They failed to map at an earlier run, and the watermark has moved past them since.
+        """
+        connection = state.connection
+        kind = INVOICE_RETRY[invoice_type]
+        retry = sorted(state.invoice_retry[invoice_type] - state.invoices_seen[invoice_type])
+        if not retry:
+            return
+        invoices, gone = [], []
+        for sage_id in retry:
+            try:
+                invoices.append(state.client.get(RESOURCES[invoice_type], sage_id))
+            except SageNotFoundError:
+                gone.append(sage_id)
+        self.env["sage.sync.backlog"]._remove(connection, kind, gone)
+        if invoices:
+            self._in_savepoint(self._invoices_page, state, invoice_type, invoices)
 
     def _invoices_page(self, state, invoice_type, invoices):
         connection = state.connection
         Invoice = self.env["sage.invoice"].with_context(active_test=False)
+        Backlog = self.env["sage.sync.backlog"]
         state.counts["invoices_read"] += len(invoices)
         currencies = self._currencies(state)
         contact_ids = {
@@ -594,19 +768,23 @@ class SageSync(models.AbstractModel):
         }
         partners = self._partners_by_sage_id(connection, contact_ids)
         deleted = self._deleted_in_odoo(connection, contact_ids)
+        listed = [i.get("id") for i in invoices if i.get("id")]
+        state.invoices_seen[invoice_type].update(listed)
         Invoice.flush_model()
         self.env.cr.execute(
             "SELECT sage_id, id, partner_id FROM sage_invoice WHERE connection_id = %s AND invoice_type = %s "
             "AND sage_id = ANY(%s)",
-            [connection.id, invoice_type, [i.get("id") for i in invoices if i.get("id")]],
+            [connection.id, invoice_type, listed],
         )
         existing = {row[0]: (row[1], row[2]) for row in self.env.cr.fetchall()}
-        waiting, touched, to_create, done = {}, set(), [], set()
+        waiting, touched, to_create, done, failed = {}, set(), [], set(), {}
         for invoice in invoices:
             try:
                 values = invoice_values(invoice, invoice_type, currencies)
             except MappingError as error:
                 state.error(RESOURCES[invoice_type], invoice.get("id"), invoice.get("displayed_as"), error)
+                if invoice.get("id"):
+                    failed[invoice["id"]] = str(error)
                 continue
             if values["sage_id"] in done:
                 continue
@@ -629,7 +807,10 @@ class SageSync(models.AbstractModel):
             state.counts["invoices_stored"] += 1
         if to_create:
             Invoice.create(to_create)
-        self.env["sage.sync.backlog"]._add(connection, "invoices", waiting)
+        Backlog._add(connection, "invoices", waiting)
+        # Failed invoices are read again by id at the next runs (the watermark moves past them).
+        Backlog._add(connection, INVOICE_RETRY[invoice_type], failed)
+        Backlog._remove(connection, INVOICE_RETRY[invoice_type], done & state.invoice_retry[invoice_type])
         self.env["res.partner"].browse(touched)._sage_recompute_invoice_figures()
 
     def _deleted_invoices_page(self, state, invoice_type, sage_ids):
@@ -641,6 +822,7 @@ class SageSync(models.AbstractModel):
         state.counts["invoices_removed"] += len(invoices)
         invoices.unlink()
         partners._sage_recompute_invoice_figures()
+        self.env["sage.sync.backlog"]._remove(state.connection, INVOICE_RETRY[invoice_type], sage_ids)
 
     def _remove_purchase_invoices(self, state):
         """Supplier invoices excluded: drop the stored rows; switching back re-reads them all."""
@@ -653,10 +835,20 @@ class SageSync(models.AbstractModel):
             state.counts["invoices_removed"] += len(invoices)
             invoices.unlink()
             partners._sage_recompute_invoice_figures()
-        connection.purchases_synced_until = False
+        self.env["sage.sync.backlog"]._clear(connection, INVOICE_RETRY["purchase"])
+        if connection.purchases_synced_until:
+            connection._write_sync_state({"purchases_synced_until": False})
 
     def _sync_waiting_invoices(self, state):
-        """Read the invoices of contacts that were not linked when their invoices came by."""
+        """Read the invoices of contacts that were not linked when their invoices came by.
+
+        This is the one step that costs requests per contact: one listing (two when supplier
+        invoices are synced) for each contact of the "invoices" retry list that is linked now.
+        It happens only for contacts that failed to map when their invoices were listed, and for
+        contacts restored from the "deleted in Odoo" list, which are rare; and it is bounded:
+        at most ``BACKLOG_LIMIT`` contacts per run, the oldest first (the rest wait for the next
+        runs). Contacts still unlinked stay in the list without costing a request.
+        """
         connection = state.connection
         Backlog = self.env["sage.sync.backlog"]
         waiting = Backlog._pending_ids(connection, "invoices")
@@ -671,7 +863,10 @@ class SageSync(models.AbstractModel):
             self._commit()
 
     def _refresh_stale_figures(self, connection):
-        """Overdue depends on today: recompute partners whose figures date from an earlier day."""
+        """Overdue depends on today: recompute partners whose figures date from an earlier day.
+
+        Run at the end of every run, whatever its outcome (no Sage call).
+        """
         today = fields.Date.context_today(self)
         self.env.flush_all()
         self.env.cr.execute(

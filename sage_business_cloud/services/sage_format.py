@@ -3,6 +3,14 @@
 from datetime import datetime, timezone
 
 
+class MappingError(ValueError):
+    """A Sage record this addon cannot turn into Odoo values; the reason is user-facing.
+
+    The sync records it as an error of the run (with the Sage id) and carries on with the other
+    records; ``sage_mapping`` re-exports it.
+    """
+
+
 def alternate_link(record):
     """The web-app address Sage gives in ``links`` (``rel="alternate"``), or False."""
     for link in (record or {}).get("links") or []:
@@ -12,10 +20,18 @@ def alternate_link(record):
 
 
 def parse_datetime(value):
-    """Sage ISO 8601 timestamp ('2024-05-01T10:00:00Z', or with an offset) -> naive UTC, or False."""
+    """Sage ISO 8601 timestamp ('2024-05-01T10:00:00Z', or with an offset) -> naive UTC, or False.
+
+    Raises :class:`MappingError` (a ``ValueError``) when ``value`` is not such a timestamp.
+    """
     if not value:
         return False
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, str):
+        raise MappingError("updated_at is not a timestamp: %r" % (value,))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MappingError("updated_at is not a timestamp: %r" % (value,)) from None
     if parsed.tzinfo:
         parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
     return parsed

@@ -12,13 +12,11 @@ mapped with no query at all.
 from datetime import date
 
 from .names import exact_name
-from .sage_format import alternate_link, parse_datetime, ref_id
+from .sage_format import MappingError, alternate_link, parse_datetime, ref_id
+
+__all__ = ["MappingError", "address_values", "contact_values", "invoice_values", "is_person"]
 
 CONTACT_TYPES = ("CUSTOMER", "VENDOR")
-
-
-class MappingError(ValueError):
-    """A Sage record this addon cannot turn into Odoo values; the reason is user-facing."""
 
 
 def _text(value):
@@ -75,6 +73,8 @@ def contact_values(contact, countries):
     """
     if not contact.get("id"):
         raise MappingError("the contact has no id")
+    # Checked here so that a bad timestamp fails this contact alone, before it is linked.
+    parse_datetime(contact.get("updated_at"))
     name = exact_name(contact.get("name") if isinstance(contact.get("name"), str) else "")
     if not name:
         raise MappingError("the contact has no name")

@@ -3,8 +3,20 @@ deletions on both sides, faults midway, and the review of near matches."""
 
 from unittest.mock import patch
 
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user
+
 from ..models.sage_sync import SageSync
+from ..services import sage_export
+from ..services.sage_format import parse_datetime
+from ..services.sage_mapping import MappingError
 from .sync_common import SageSyncCase
+
+#: Fields of the connection row that the sync writes (only through ``_write_sync_state``).
+SYNC_STATE_FIELDS = {
+    "contacts_synced_until", "invoices_synced_until", "purchases_synced_until", "sync_requested",
+    "last_sync_at", "last_error", "last_error_at",
+}
 
 
 class TestFirstImport(SageSyncCase):
@@ -81,35 +93,159 @@ class TestFirstImport(SageSyncCase):
         self.assertTrue(self.connection.contacts_synced_until)
         self.assertTrue(self.connection.last_sync_at)
 
-    def test_first_import_costs_per_page_not_per_contact(self):
+    def _seed_batch(self, prefix, count, matched):
+        """``count`` new Sage contacts with a person, both addresses, and ``matched`` of them
+        already in Odoo under the same name (linked by name)."""
         with self.store.lock:
-            for index in range(30):
+            for index in range(count):
                 self.store.create_contact(self.biz, {
-                    "name": "Bulk Customer %02d Ltd" % index, "contact_type_ids": ["CUSTOMER"],
+                    "name": "%s %02d Ltd" % (prefix, index), "contact_type_ids": ["CUSTOMER"],
                     "main_address": {"address_line_1": "%d High St" % index, "city": "Leeds",
                                      "country_id": "GB"},
+                    "delivery_address": {"address_line_1": "Unit %d" % index, "city": "Hull",
+                                         "country_id": "GB"},
                     "main_contact_person": {"name": "Person %d" % index, "email": "p%d@x.example" % index},
                 })
-        for index in range(10):
-            self.Partner.create({"name": "Bulk Customer %02d Ltd" % index, "is_company": True})
+        for index in range(matched):
+            self.Partner.create({"name": "%s %02d Ltd" % (prefix, index), "is_company": True,
+                                 "street": "%d High St" % index})
         self.env.flush_all()
-        queries = {}
-        original = SageSync._contacts_page
 
-        def counting(engine, state, contacts):
-            before = self.cr.sql_log_count
-            original(engine, state, contacts)
-            queries[len(queries)] = self.cr.sql_log_count - before
-
-        with patch.object(SageSync, "_contacts_page", counting):
-            run = self.sync(sage_page_size=10)
+    def test_first_import_costs_per_page_not_per_contact(self):
+        self._seed_batch("Bulk Customer", 30, 10)
+        run = self.sync(sage_page_size=10)
         self.assertEqual((run.contacts_linked, run.contacts_created), (10, 20))
-        # three pages of contacts: the linking page and the creating pages cost about the same
-        self.assertEqual(len(queries), 3)
-        self.assertLess(max(queries.values()), 60, queries)
-        self.assertLess(abs(queries[1] - queries[2]), 10, queries)
         # 3 pages + the 3 (single-page) invoice listings, no deletions on a first import
         self.assertEqual(run.http_requests, 3 + 2)
+
+    def test_run_cost_does_not_grow_with_the_page(self):
+        """A page of 10 new contacts and a page of 40 cost the same number of queries."""
+        self._seed_batch("Seed", 3, 1)
+        self.sync()
+
+        def run_cost(prefix, count, matched):
+            # The overlap window re-reads the earlier contacts too (linked: nothing to do).
+            self._seed_batch(prefix, count, matched)
+            before = self.cr.sql_log_count
+            run = self.sync()
+            self.assertEqual(run.state, "done", run.message)
+            self.assertEqual((run.contacts_linked, run.contacts_created), (matched, count - matched))
+            return self.cr.sql_log_count - before
+
+        small = run_cost("Small Batch", 10, 3)
+        large = run_cost("Large Batch", 40, 12)
+        self.assertLessEqual(abs(large - small), 4, (small, large))
+
+    def test_exact_name_lookup_uses_the_trim_name_index(self):
+        self.cr.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'res_partner_sage_trim_name_index'")
+        self.assertIn("trim", self.cr.fetchone()[0].lower())
+        self.cr.execute("SET LOCAL enable_seqscan = off")
+        try:
+            self.cr.execute(
+                "EXPLAIN SELECT trim(p.name), p.id FROM res_partner p WHERE trim(p.name) = ANY(%s)",
+                [["Harbour Joinery Ltd", "Quay Logistics Ltd"]],
+            )
+            plan = "\n".join(row[0] for row in self.cr.fetchall())
+        finally:
+            self.cr.execute("SET LOCAL enable_seqscan = on")
+        self.assertIn("res_partner_sage_trim_name_index", plan)
+
+
+class TestNameMatching(SageSyncCase):
+
+    def test_two_sage_contacts_with_one_name_are_not_guessed(self):
+        existing = self.Partner.create({"name": "Redstart Ltd", "is_company": True})
+        first, second = self.sage_contact("Redstart Ltd"), self.sage_contact("Redstart Ltd")
+        run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        self.assertEqual((run.contacts_linked, run.contacts_created, run.contacts_flagged), (0, 2, 2))
+        self.assertFalse(existing.sage_contact_id, "which of the two is it? nothing is guessed")
+        for sage_id in (first, second):
+            created = self.partner_of(sage_id)
+            self.assertNotEqual(created, existing)
+            self.assertEqual((created.sage_review, created.sage_duplicate_of_id, created.sage_link_method),
+                             ("ambiguous", existing, "imported"))
+            self.assertIn("review it", created.message_ids[0].body)
+
+    def test_later_contact_named_like_a_linked_partner_is_flagged(self):
+        existing = self.Partner.create({"name": "Whinchat Ltd", "is_company": True})
+        first = self.sage_contact("Whinchat Ltd")
+        self.sync()
+        self.assertEqual(self.partner_of(first), existing)
+        self.sandbox.time_shift(10)
+        second = self.sage_contact("Whinchat Ltd")
+        run = self.sync()
+        self.assertEqual((run.contacts_created, run.contacts_flagged), (1, 1))
+        created = self.partner_of(second)
+        self.assertEqual((created.sage_review, created.sage_duplicate_of_id), ("near_match", existing))
+        self.assertEqual(existing.sage_contact_id, first)
+
+    def test_same_name_on_two_pages_is_flagged_not_linked_twice(self):
+        existing = self.Partner.create({"name": "Stonechat Ltd", "is_company": True})
+        first, second = self.sage_contact("Stonechat Ltd"), self.sage_contact("Stonechat Ltd")
+        self.sync(sage_page_size=1)
+        # the first page links by name; the second sees that name linked already
+        self.assertEqual(self.partner_of(first), existing)
+        self.assertEqual(self.partner_of(second).sage_duplicate_of_id, existing)
+        self.assertTrue(self.partner_of(second).sage_review)
+
+
+class TestPushSnapshot(SageSyncCase):
+    """Partners the sync links or creates remember Sage's values: a later edit pushes only it."""
+
+    def requests_to(self, path):
+        return {key: count for key, count in self.sandbox.request_log()["by_path"].items() if path in key}
+
+    def test_partner_linked_by_name_keeps_sage_email_and_phone_on_an_unrelated_edit(self):
+        gb = self.env.ref("base.uk")
+        partner = self.Partner.create({
+            "name": "Merlin Tiles Ltd", "is_company": True, "street": "1 Kiln Lane", "city": "Stoke",
+            "zip": "ST1 1AA", "country_id": gb.id,
+        })
+        sage_id = self.sage_contact("Merlin Tiles Ltd", person="Pat Merlin", main_address={
+            "address_line_1": "1 Kiln Lane", "city": "Stoke", "postal_code": "ST1 1AA", "country_id": "GB"})
+        with self.store.lock:
+            person_id = self.store.get("contacts", sage_id, self.business_id)["main_contact_person"]["id"]
+            self.store.update_person(self.biz, person_id, {"email": "pat@merlin.example",
+                                                           "telephone": "01782 000000"})
+        run = self.sync()
+        self.assertEqual(run.contacts_linked, 1, run.message)
+        self.assertEqual((partner.sage_link_method, partner.email, partner.phone), ("name_match", False, False))
+        self.assertTrue(partner.sage_push_snapshot)
+        contact_path = "/v3.1/contacts/" + sage_id
+
+        # an edit that changes nothing Sage holds: not pending, no request
+        partner.write({"city": "Stoke", "comment": "<p>Good payer</p>"})
+        self.assertNotEqual(partner.sage_push_state, "pending")
+        self.sandbox.clear_requests()
+        self.env["res.partner"]._cron_sage_push()
+        self.assertEqual(self.requests_total(), 0)
+
+        # an unrelated pushed field: only the address goes; Sage's e-mail and phone survive
+        partner.street = "2 Kiln Lane"
+        self.assertEqual(partner.sage_push_state, "pending")
+        self.env["res.partner"]._cron_sage_push()
+        self.assertEqual(partner.sage_push_state, "synced", partner.sage_push_error)
+        self.assertEqual(self.requests_to(contact_path), {"GET " + contact_path: 1, "PUT " + contact_path: 1})
+        contact = self.store.get("contacts", sage_id, self.business_id)
+        self.assertEqual(contact["main_address"]["address_line_1"], "2 Kiln Lane")
+        self.assertEqual((contact["main_contact_person"]["email"], contact["main_contact_person"]["telephone"]),
+                         ("pat@merlin.example", "01782 000000"))
+
+    def test_created_partner_snapshot_matches_what_odoo_holds(self):
+        sage_id = self.sage_contact(
+            "Linnet Freight Ltd", person="Lee Linnet", reference="LIN01",
+            main_address={"address_line_1": "1 Quay", "city": "Hull", "postal_code": "HU1 1AA",
+                          "country_id": "GB"},
+            delivery_address={"address_line_1": "Shed 4", "city": "Goole", "country_id": "GB"},
+        )
+        self.sync()
+        partner = self.partner_of(sage_id)
+        self.assertTrue(partner.sage_push_snapshot)
+        self.assertEqual(sage_export.changes(partner._sage_push_values(), partner.sage_push_snapshot), {})
+        partner.write({"ref": "LIN02"})  # not a pushed field
+        partner.write({"city": "Hull"})
+        self.assertNotEqual(partner.sage_push_state, "pending")
 
 
 class TestIncremental(SageSyncCase):
@@ -214,6 +350,38 @@ class TestIncremental(SageSyncCase):
         self.assertEqual(self.partner_of(bad_id).country_id.code, "FR")
 
 
+    def test_malformed_timestamp_is_an_error_of_one_contact(self):
+        self.assertRaises(MappingError, parse_datetime, "yesterday at noon")
+        self.assertRaises(MappingError, parse_datetime, 12)
+        good_id = self.sage_contact("Dipper Ltd")
+        linked_id = self.sage_contact("Linked Clock Ltd")
+        self.sync()
+        self.sandbox.time_shift(10)
+        with self.store.lock:
+            self.store.update_contact(self.biz, linked_id, {"notes": "touched"})
+        bad_id = self.sage_contact("Bad Clock Two Ltd")
+        original = SageSync._contacts_page
+
+        def malformed(engine, state, contacts):
+            for contact in contacts:
+                if contact["id"] in (bad_id, linked_id):
+                    contact["updated_at"] = "not a date"
+            return original(engine, state, contacts)
+
+        with patch.object(SageSync, "_contacts_page", malformed):
+            run = self.sync()
+        self.assertEqual(run.state, "partial", run.message)
+        self.assertEqual(sorted(run.error_ids.mapped("sage_id")), sorted([bad_id, linked_id]))
+        self.assertIn("updated_at", run.error_ids[0].reason)
+        self.assertTrue(self.partner_of(good_id))
+        self.assertFalse(self.partner_of(bad_id))
+        self.assertTrue(self.connection.contacts_synced_until)
+        # the next run reads it again by id and Sage's own (valid) timestamp maps
+        run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        self.assertTrue(self.partner_of(bad_id))
+
+
 class TestInterruptions(SageSyncCase):
 
     def test_run_interrupted_by_faults_then_completed_without_duplicates(self):
@@ -266,6 +434,82 @@ class TestInterruptions(SageSyncCase):
         run = self.sync()
         self.assertEqual(run.state, "failed")
         self.assertEqual(self.connection.state, "needs_reconnect")
+        # the token refresh marked it; the sync does not mark it a second time
+        activities = self.env["mail.activity"].search([
+            ("res_model", "=", "sage.connection"), ("res_id", "=", self.connection.id),
+            ("activity_type_id", "=", self.env.ref("sage_business_cloud.mail_activity_sage_reconnect").id),
+        ])
+        admins = self.env.ref("base.group_system").users.filtered(
+            lambda u: not u.share and self.env.company in u.company_ids)
+        self.assertTrue(admins)
+        self.assertEqual(sorted(activities.user_id.ids), sorted(admins.ids))
+        self.assertEqual(len(activities), len(admins), "exactly one activity per administrator")
+
+    def test_sync_writes_the_connection_row_only_through_write_sync_state(self):
+        Connection = type(self.connection)
+        original_write, original_state = Connection.write, Connection._write_sync_state
+        inside, direct, routed = [], [], []
+
+        def write(records, vals):
+            if SYNC_STATE_FIELDS & set(vals) and not inside:
+                direct.append(dict(vals))
+            return original_write(records, vals)
+
+        def write_sync_state(records, vals):
+            inside.append(True)
+            routed.extend(vals)
+            try:
+                return original_state(records, vals)
+            finally:
+                inside.pop()
+
+        self.sage_contact("Bunting Ltd")
+        self.connection.sync_requested = True
+        with patch.object(Connection, "write", write), \
+                patch.object(Connection, "_write_sync_state", write_sync_state):
+            self.sync()
+            self.connection.exclude_supplier_invoices = True
+            self.sync()  # resets the purchases watermark
+            self.sandbox.add_fault(status=503, path="/v3.1/contacts")
+            run = self.sync()  # fails: last_error
+        self.assertEqual(run.state, "failed")
+        self.assertEqual(direct, [])
+        self.assertLessEqual({"sync_requested", "contacts_synced_until", "invoices_synced_until",
+                              "purchases_synced_until", "last_sync_at", "last_error", "last_error_at"},
+                             set(routed))
+        self.assertFalse(self.connection.sync_requested)
+        self.assertFalse(self.connection.purchases_synced_until)
+        self.assertTrue(self.connection.last_error)
+
+    def test_failure_while_recording_the_result_closes_the_run(self):
+        self.sage_contact("Brambling Ltd")
+        with patch.object(SageSync, "_finish", side_effect=RuntimeError("disk full")):
+            run = self.sync()
+        self.assertEqual(run.state, "failed")
+        self.assertIn("disk full", run.message)
+        self.assertTrue(run.finished_at)
+
+    def test_cron_goes_on_with_other_companies_when_one_fails(self):
+        other_company = self.env["res.company"].create({"name": "Second Books Ltd"})
+        self.env.user.company_ids |= other_company
+        other = self.env["sage.connection"]._get_for_company(other_company)
+        self.connect_to_sandbox(other, self.sandbox.store.business_ids()[1])
+        self.assertEqual(other.state, "connected")
+        original = SageSync._finish
+        calls = []
+
+        def finish_fails_once(engine, state, failure, clock):
+            calls.append(state.connection)
+            if len(calls) == 1:
+                raise RuntimeError("cannot record")
+            return original(engine, state, failure, clock)
+
+        with patch.object(SageSync, "_finish", finish_fails_once):
+            self.env["sage.connection"]._cron_sync()
+        self.assertEqual(len(calls), 2, "the second company was synced too")
+        runs = self.env["sage.sync.run"].search([("connection_id", "in", (self.connection | other).ids)])
+        self.assertEqual(sorted(runs.mapped("state")), ["done", "failed"])
+        self.assertNotIn("running", runs.mapped("state"))
 
 
 class TestReview(SageSyncCase):
@@ -288,6 +532,37 @@ class TestReview(SageSyncCase):
         run = self.sync()
         self.assertEqual(run.contacts_created, 0)
         self.assertEqual(self.partner_of(sage_id), existing)
+
+    def test_merge_only_partners_the_sync_flagged(self):
+        manager = new_test_user(self.env, login="sage_links", groups=(
+            "base.group_user,base.group_partner_manager,sage_business_cloud.group_sage_manager"))
+        # an arbitrary partner pointed at another one: not created by the sync, not flagged
+        victim = self.Partner.create({"name": "Victim Ltd", "is_company": True})
+        target = self.Partner.create({"name": "Target Ltd", "is_company": True})
+        victim.sage_duplicate_of_id = target
+        with self.assertRaises(UserError):
+            victim.with_user(manager).action_sage_link_existing()
+        # linked by name (not created by the sync), even when flagged
+        matched = self.Partner.create({"name": "Matched Ltd", "is_company": True})
+        self.sage_contact("Matched Ltd")
+        self.sync()
+        matched.write({"sage_review": "near_match", "sage_duplicate_of_id": target.id})
+        with self.assertRaises(UserError):
+            matched.with_user(manager).action_sage_link_existing()
+        self.assertTrue(victim.exists() and matched.exists() and target.exists())
+
+    def test_merge_needs_write_access_to_both_partners(self):
+        reviewer = new_test_user(self.env, login="sage_reader",
+                                 groups="base.group_user,sage_business_cloud.group_sage_manager")
+        existing = self.Partner.create({"name": "Siskin Foods Limited", "is_company": True})
+        sage_id = self.sage_contact("Siskin Foods Ltd")
+        self.sync()
+        created = self.partner_of(sage_id)
+        self.assertEqual(created.sage_duplicate_of_id, existing)
+        with self.assertRaises(AccessError):
+            created.with_user(reviewer).action_sage_link_existing()
+        self.assertTrue(created.exists())
+        self.assertFalse(existing.sage_contact_id)
 
     def test_not_a_duplicate_clears_the_flag(self):
         self.Partner.create({"name": "Gull & Co", "is_company": True})

@@ -2,9 +2,12 @@
 invoices on and off, access of a plain user, waiting invoices and the cost of opening a form."""
 
 from datetime import date, timedelta
+from unittest.mock import patch
 
+from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
+from ..models.sage_sync import SageSync
 from .sync_common import SageSyncCase
 
 FORM_SPEC = {
@@ -80,6 +83,21 @@ class TestInvoiceFigures(SageSyncCase):
         partner.with_context(date=later)._sage_recompute_invoice_figures()
         self.assertEqual(partner.sage_overdue_amount, 100)
 
+    def test_stale_figures_are_refreshed_even_when_the_sync_fails(self):
+        sage_id = self.sage_contact("Gadwall Ltd")
+        self.sage_invoice(sage_id, 130, days_old=40, due_in=30)
+        self.sync()
+        partner = self.partner_of(sage_id)
+        self.assertEqual(partner.sage_overdue_amount, 130)
+        # figures computed on an earlier day, before the invoice fell due
+        partner.write({"sage_overdue_amount": 0.0, "sage_oldest_overdue_date": False,
+                       "sage_figures_date": date.today() - timedelta(days=11)})
+        self.sandbox.add_fault(status=503, path="/v3.1/contacts")
+        run = self.sync()
+        self.assertEqual(run.state, "failed")
+        self.assertEqual(partner.sage_overdue_amount, 130)
+        self.assertEqual(partner.sage_figures_date, date.today())
+
     def test_invoice_paid_in_sage_shows_paid_after_the_next_sync(self):
         sage_id = self.sage_contact("Guillemot Ltd")
         invoice_id = self.sage_invoice(sage_id, 250, days_old=40, due_in=30)
@@ -134,6 +152,40 @@ class TestInvoiceFigures(SageSyncCase):
         self.assertEqual(person.sage_display_invoice_ids, company.sage_invoice_ids)
         self.assertEqual(person.sage_url, company.sage_url)
 
+    def test_unmappable_invoice_is_read_again_after_the_watermark_moved(self):
+        sage_id = self.sage_contact("Garganey Ltd")
+        self.sync()
+        self.sandbox.time_shift(5)
+        good = self.sage_invoice(sage_id, 45)
+        bad = self.sage_invoice(sage_id, 55)
+        original = SageSync._invoices_page
+
+        def malformed(engine, state, invoice_type, invoices):
+            for invoice in invoices:
+                if invoice["id"] == bad:
+                    invoice["updated_at"] = "31/12/2024 noon"
+            return original(engine, state, invoice_type, invoices)
+
+        with patch.object(SageSync, "_invoices_page", malformed):
+            run = self.sync()
+        self.assertEqual(run.state, "partial", run.message)
+        self.assertEqual(run.error_ids.mapped("sage_id"), [bad])
+        self.assertIn("updated_at", run.error_ids.reason)
+        partner = self.partner_of(sage_id)
+        self.assertEqual(partner.sage_invoice_ids.mapped("sage_id"), [good])
+        self.assertTrue(self.connection.invoices_synced_until)
+        # Out of the listing (as once the watermark has moved past it): read again by id.
+        self.connection.invoices_synced_until = self.connection.invoices_synced_until + timedelta(hours=1)
+        self.sandbox.clear_requests()
+        run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        self.assertEqual(sorted(partner.sage_invoice_ids.mapped("sage_id")), sorted([good, bad]))
+        self.assertEqual(self.sandbox.request_log()["by_path"].get("GET /v3.1/sales_invoices/" + bad), 1)
+        # and only once
+        self.sandbox.clear_requests()
+        self.sync()
+        self.assertFalse(self.sandbox.request_log()["by_path"].get("GET /v3.1/sales_invoices/" + bad))
+
     def test_an_invoice_waits_until_its_contact_is_linked(self):
         ok_id = self.sage_contact("Petrel Ltd")
         waiting_id = self.sage_contact("Shearwater Ltd", main_address={"city": "Paris", "country_id": "FR"})
@@ -178,14 +230,38 @@ class TestSupplierInvoices(SageSyncCase):
         self.sync()
         invoice = supplier.sage_invoice_ids
         self.assertEqual((invoice.invoice_type, invoice.number, invoice.total_amount), ("purchase", "SUP-75", 75))
-        self.assertEqual(supplier.sage_overdue_amount, 75)
+        # what we owe the supplier is not what a customer owes us
+        self.assertEqual((supplier.sage_outstanding_amount, supplier.sage_overdue_amount,
+                          supplier.sage_invoice_count, supplier.sage_oldest_overdue_date), (0, 0, 0, False))
+        self.assertEqual((supplier.sage_payable_amount, supplier.sage_payable_overdue_amount), (75, 75))
 
         self.connection.exclude_supplier_invoices = True
         run = self.sync()
         self.assertEqual(run.invoices_removed, 1)
         self.assertFalse(supplier.sage_invoice_ids)
-        self.assertEqual(supplier.sage_overdue_amount, 0)
+        self.assertEqual((supplier.sage_overdue_amount, supplier.sage_payable_amount), (0, 0))
         self.assertFalse(self.connection.purchases_synced_until)
+
+    def test_figures_of_a_contact_that_is_customer_and_supplier(self):
+        both_id = self.sage_contact("Cormorant Trading Ltd")
+        self.sage_invoice(both_id, 40, days_old=50, due_in=30)
+        self.sync()
+        partner = self.partner_of(both_id)
+        # Sage lets a contact be customer and supplier (the sandbox does not): its purchases
+        overdue_since = date.today() - timedelta(days=30)
+        self.env["sage.invoice"].create([{
+            "partner_id": partner.id, "connection_id": self.connection.id, "sage_id": "purchase-%s" % amount,
+            "invoice_type": "purchase", "status": "UNPAID", "currency_id": currency.id,
+            "due_date": overdue_since, "total_amount": amount, "outstanding_amount": amount,
+        } for amount, currency in ((900, self.env.ref("base.GBP")), (300, self.env.ref("base.EUR")))])
+        self.env.ref("base.EUR").active = True
+        partner._sage_recompute_invoice_figures()
+        self.env.invalidate_all()
+        self.assertEqual((partner.sage_outstanding_amount, partner.sage_overdue_amount, partner.sage_invoice_count),
+                         (40, 40, 1))
+        self.assertEqual(partner.sage_oldest_overdue_date, date.today() - timedelta(days=20))
+        self.assertEqual((partner.sage_payable_amount, partner.sage_payable_overdue_amount), (900, 900))
+        self.assertFalse(partner.sage_other_currency_summary, "a purchase in euros is not owed to us")
 
     def test_plain_user_reads_sales_but_not_purchase_invoices(self):
         self.sync()
@@ -199,6 +275,18 @@ class TestSupplierInvoices(SageSyncCase):
         self.assertFalse(supplier.sage_display_invoice_ids)
         customer = self.partner_of(self.customer_id).with_user(plain)
         self.assertEqual(len(customer.sage_display_invoice_ids), 1)
+        # the stored figures a plain user reads tell nothing about supplier invoices
+        figures = ["sage_outstanding_amount", "sage_overdue_amount", "sage_next_due_date",
+                   "sage_oldest_overdue_date", "sage_invoice_count", "sage_display_outstanding_amount",
+                   "sage_display_overdue_amount", "sage_display_invoice_count"]
+        self.env.invalidate_all()
+        values = supplier.read(figures)[0]
+        self.assertEqual([values[name] for name in figures], [0, 0, False, False, 0, 0, 0, 0])
+        self.assertEqual(customer.read(["sage_outstanding_amount"])[0]["sage_outstanding_amount"], 35)
+        self.assertNotIn("sage_payable_amount", supplier.fields_get())
+        with self.assertRaises(AccessError):
+            supplier.read(["sage_payable_amount"])
+        self.assertEqual(self.partner_of(self.supplier_id).with_user(buyer).sage_payable_amount, 75)
 
 
 class TestFormCost(SageSyncCase):
