@@ -33,7 +33,7 @@ from ..services.sage_client import (
     SageTransientError,
     SageValidationError,
 )
-from ..services.sage_format import parse_datetime
+from ..services.sage_format import MappingError, parse_datetime
 
 _logger = logging.getLogger(__name__)
 
@@ -276,17 +276,6 @@ class ResPartner(models.Model):
             })
             self.env.ref(PUSH_CRON).sudo()._trigger()
         return changed
-
-    def _sage_remember_sage_values(self, contact):
-        """Store Sage's current values of ``contact`` as the last pushed ones (for the sync).
-
-        After this, only fields on which Odoo differs from Sage are sent by the next push.
-        """
-        for partner in self:
-            values = partner._sage_push_values()
-            if values is not None:
-                partner.with_context(sage_no_push=True).sudo().sage_push_snapshot = \
-                    sage_export.sage_side(contact, values)
 
     def _sage_idempotency_id(self, kind):
         """A Sage ``idempotency_id`` that is the same for every retry of one export.
@@ -558,7 +547,7 @@ class ResPartner(models.Model):
                 client.settings.max_retries = 1
             current = client.get(resource, key)
             lost = []
-            seen = parse_datetime(current.get("updated_at"))
+            seen = _sage_time(current.get("updated_at"))
             if resource == "contact_persons" or not self.sage_push_snapshot or not self.sage_updated_at \
                     or (seen and seen > self.sage_updated_at):
                 if resource == "contact_persons":
@@ -596,7 +585,7 @@ class ResPartner(models.Model):
                   "sage_push_attempts": 0, "sage_push_next_at": False,
                   "sage_pushed_at": fields.Datetime.now()}
         if resource == "contacts":
-            update["sage_updated_at"] = parse_datetime((answer or {}).get("updated_at")) or fields.Datetime.now()
+            update["sage_updated_at"] = _sage_time((answer or {}).get("updated_at")) or fields.Datetime.now()
         quiet.write(update)
         if lost:
             self._sage_note_overwritten(lost)
@@ -745,3 +734,12 @@ class ResPartner(models.Model):
                           id=sage_id, user=self.env.user.name))
         return self._sage_notify(_("%s was deleted in Sage. The partner stays in Odoo, unlinked; "
                                    "archive or delete it if you no longer need it.", name), "success")
+
+
+def _sage_time(value):
+    """Sage's ``updated_at`` as a datetime, or False when it is missing or malformed: a bad
+    timestamp from Sage must not block a push (it only decides whether to note overwritten values)."""
+    try:
+        return parse_datetime(value)
+    except MappingError:
+        return False

@@ -494,7 +494,12 @@ class SageConnection(models.Model):
         connections = self.sudo().search([("state", "=", "connected")])
         for connection in connections:
             trigger = "manual" if connection.sync_requested else "cron"
-            connection.with_company(connection.company_id)._run_sync(trigger=trigger)
+            try:
+                connection.with_company(connection.company_id)._run_sync(trigger=trigger)
+            except Exception:  # noqa: BLE001 - one company's failure must not stop the others
+                _logger.exception("Sage: the sync of %s failed", connection.company_id.name)
+                if not _is_testing():
+                    self.env.cr.rollback()
 
     def _run_sync(self, trigger="manual"):
         """Run one sync of this connection; see ``sage.sync``."""

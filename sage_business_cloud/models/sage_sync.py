@@ -403,9 +403,10 @@ class SageSync(models.AbstractModel):
         if not records:
             return
         fnames = sorted(vals_list[0])
+        fields_ = records._fields
         records.flush_recordset(fnames)
         records._write_multi([
-            {fname: records._fields[fname].convert_to_column_update(vals[fname], record) for fname in fnames}
+            {fname: _column_value(fields_[fname], vals[fname], record) for fname in fnames}
             for record, vals in zip(records, vals_list, strict=True)
         ])
         records.invalidate_recordset(fnames)
@@ -877,3 +878,11 @@ class SageSync(models.AbstractModel):
         )
         partner_ids = [row[0] for row in self.env.cr.fetchall()]
         self.env["res.partner"].browse(partner_ids)._sage_recompute_invoice_figures()
+
+
+def _column_value(field, value, record):
+    """Database value of ``value`` for ``field``. Amounts are written as they come from Sage's
+    sums: converting a Monetary field would read each record's currency (a compute per record)."""
+    if field.type == "monetary":
+        return float(value or 0.0)
+    return field.convert_to_column_update(value, record)
