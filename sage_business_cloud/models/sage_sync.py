@@ -455,9 +455,11 @@ class SageSync(models.AbstractModel):
 
     def _exact_candidates(self, connection, names):
         """``{trimmed name: {"free": [ids], "linked": [ids]}}`` of the partners with exactly these
-        names that could be the contact: unlinked candidates, and partners already linked to
-        another contact of this connection (a Sage contact of the same name is then a possible
-        duplicate). Uses the ``trim(name)`` index (see ``res_partner_sync.init``)."""
+        names that could be the contact: unlinked candidates, and partners that existed in Odoo
+        and are already linked to another contact of this connection (a Sage contact of the same
+        name is then a possible duplicate). Partners the sync itself created from another Sage
+        contact do not count: they mirror Sage's own same-named contacts, nothing to review.
+        Uses the ``trim(name)`` index (see ``res_partner_sync.init``)."""
         if not names:
             return {}
         self.env["res.partner"].flush_model()
@@ -465,7 +467,8 @@ class SageSync(models.AbstractModel):
             "SELECT trim(p.name), p.id, p.sage_contact_id IS NOT NULL FROM res_partner p "
             "WHERE trim(p.name) = ANY(%s) AND p.active AND (p.is_company OR p.parent_id IS NULL) "
             "AND (p.company_id IS NULL OR p.company_id = %s) "
-            "AND (p.sage_contact_id IS NULL OR p.sage_connection_id = %s) ORDER BY p.id",
+            "AND (p.sage_contact_id IS NULL OR (p.sage_connection_id = %s "
+            "AND p.sage_link_method IS DISTINCT FROM 'imported')) ORDER BY p.id",
             [list(names), connection.company_id.id, connection.id],
         )
         found = {}
@@ -578,10 +581,11 @@ class SageSync(models.AbstractModel):
                 to_link.append((contact, free[0]))
                 continue
             review = duplicate = False
-            if in_page[name] > 1 or len(free) + len(twins) > 1:
-                # Several Sage contacts or several partners with this name: never guess.
+            if (free or twins) and (in_page[name] > 1 or len(free) + len(twins) > 1):
+                # Several Sage contacts or several partners with this name: never guess. (Several
+                # Sage contacts and no Odoo partner of that name: Odoo mirrors them, unflagged.)
                 review = "ambiguous"
-                duplicate = (free or twins or [False])[0]
+                duplicate = (free or twins)[0]
             elif twins:
                 # Its exact name is already linked to another Sage contact.
                 review, duplicate = "near_match", twins[0]

@@ -180,6 +180,18 @@ class TestNameMatching(SageSyncCase):
         self.assertEqual((created.sage_review, created.sage_duplicate_of_id), ("near_match", existing))
         self.assertEqual(existing.sage_contact_id, first)
 
+    def test_sage_contacts_sharing_a_name_unknown_to_odoo_are_mirrored_without_review(self):
+        first, second = self.sage_contact("Goldcrest Ltd"), self.sage_contact("Goldcrest Ltd")
+        run = self.sync()
+        self.assertEqual((run.contacts_created, run.contacts_flagged), (2, 0), run.message)
+        self.sandbox.time_shift(10)
+        third = self.sage_contact("Goldcrest Ltd")
+        run = self.sync()
+        self.assertEqual((run.contacts_created, run.contacts_flagged), (1, 0), run.message)
+        created = self.partner_of(first) | self.partner_of(second) | self.partner_of(third)
+        self.assertEqual(len(created), 3)
+        self.assertFalse(any(created.mapped("sage_review")), "nothing in Odoo was there to be duplicated")
+
     def test_same_name_on_two_pages_is_flagged_not_linked_twice(self):
         existing = self.Partner.create({"name": "Stonechat Ltd", "is_company": True})
         first, second = self.sage_contact("Stonechat Ltd"), self.sage_contact("Stonechat Ltd")
