@@ -580,7 +580,7 @@ class ResPartner(models.Model):
             })
             _logger.info("Sage push of partner %s postponed: %s", self.id, message)
             return True
-        snapshot = dict(self.sage_push_snapshot or {}, **diff)
+        snapshot = sage_export.merged(self.sage_push_snapshot, diff)
         update = {"sage_push_snapshot": snapshot, "sage_push_state": "synced", "sage_push_error": False,
                   "sage_push_attempts": 0, "sage_push_next_at": False,
                   "sage_pushed_at": fields.Datetime.now()}

@@ -89,19 +89,35 @@ def creation_body(values, contact_type):
 def changes(values, snapshot):
     """The part of ``values`` that differs from ``snapshot`` (the last pushed values).
 
-    Top-level scalars are compared one by one; a nested object (address, contact person) is sent
-    whole when any of its keys changed, because Sage updates nested objects from what is sent.
-    A nested object Odoo no longer has (e.g. a deleted delivery address) is not sent: Sage keeps
-    it. Returns ``{}`` when nothing changed.
+    Scalars are compared one by one, and so are the keys of a nested object (address, contact
+    person): only the parts that changed are sent, so a part Odoo never had (a postcode, a phone)
+    does not erase Sage's. A nested object with no snapshot yet is sent whole; one Odoo no longer
+    has (e.g. a deleted delivery address) is not sent: Sage keeps it. ``{}`` when nothing changed.
     """
     snapshot = snapshot or {}
     diff = {}
     for key, value in values.items():
         if value is None and key in NESTED_KEYS:
             continue
-        if snapshot.get(key) != value:
+        before = snapshot.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = {sub: sub_value for sub, sub_value in value.items() if before.get(sub) != sub_value}
+            if nested:
+                diff[key] = nested
+        elif before != value:
             diff[key] = value
     return diff
+
+
+def merged(snapshot, diff):
+    """The snapshot after ``diff`` (as returned by :func:`changes`) reached Sage."""
+    out = dict(snapshot or {})
+    for key, value in diff.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = dict(out[key], **value)
+        else:
+            out[key] = value
+    return out
 
 
 def sage_side(record, shape):
