@@ -27,6 +27,9 @@ def build_parser():
     parser.add_argument("--access-token-ttl", type=int, default=300, help="access token lifetime (seconds)")
     parser.add_argument("--refresh-token-ttl", type=int, default=2678400, help="refresh token lifetime (seconds)")
     parser.add_argument("--code-ttl", type=int, default=60, help="authorization code lifetime (seconds)")
+    parser.add_argument("--nested-put", choices=("merge", "replace"), default="merge",
+                        help="PUT /contacts with a nested address or contact person: merge the given sub-fields, "
+                             "or replace the stored object whole (omitted sub-fields become null)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     return parser
 
@@ -40,7 +43,7 @@ def main(argv=None):
         auto_approve=args.auto_approve, client_id=args.client_id, client_secret=args.client_secret,
         redirect_uris=args.redirect_uris, access_token_ttl=args.access_token_ttl,
         refresh_token_ttl=args.refresh_token_ttl, code_ttl=args.code_ttl, businesses=args.businesses,
-        state_file=args.state_file)
+        state_file=args.state_file, nested_put=args.nested_put)
     server.start()
     print(f"Sage sandbox listening on {server.base_url} (API {server.base_url}/v3.1, "
           f"lead business {server.store.business_ids()[0]})", flush=True)

@@ -68,10 +68,11 @@ def render_address(store, biz, rec):
     out = _meta(rec, "addresses", address_label(rec))
     out.update({field: rec.get(field) for field in ("address_line_1", "address_line_2", "city", "postal_code",
                                                     "region", "name")})
-    group = country_group(rec["_country"])
+    country = rec["_country"]
+    group = country_group(country) if country else None
     out.update({
-        "country": base("countries", rec["_country"], COUNTRIES[rec["_country"]]),
-        "country_group": base("country_groups", group, group),
+        "country": base("countries", country, COUNTRIES[country]) if country else None,
+        "country_group": base("country_groups", group, group) if group else None,
         "address_type": base("address_types", rec["_type"], ADDRESS_TYPES[rec["_type"]]),
         "is_main_address": rec["is_main_address"], "bank_account": None,
         "contact": contact_ref(biz, rec["_contact"]),

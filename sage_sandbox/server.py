@@ -9,7 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from .app import Request, SandboxApp, json_response
+from .app import Request, Response, SandboxApp, json_response
 from .clock import Clock
 from .errors import ApiError, invalid, not_found
 from .faults import FaultInjector, RequestLog
@@ -21,6 +21,8 @@ LOG = logging.getLogger("sage_sandbox")
 FAULT_CODES = {429: ("TooManyRequests", "Rate limit exceeded"), 500: ("UnexpectedError", "Unexpected error"),
                502: ("BadGateway", "Bad gateway"), 503: ("ServiceUnavailable", "Service temporarily unavailable")}
 SAVE_INTERVAL = 0.5
+# run-time switches (``configure`` / ``/_sandbox/config``) and their allowed values
+SETTINGS = {"nested_put": ("merge", "replace")}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -38,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
         req = Request(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
                       {k.lower(): v for k, v in self.headers.items()}, body)
         controlled = url.path.startswith("/_sandbox/")
-        rule = None if controlled else sandbox.faults.pick(req.method, req.path)
+        rule = None if controlled else sandbox.faults.pick(req.method, req.path, req.query)
         if rule and rule.delay:
             time.sleep(float(rule.delay))
         if rule and rule.drop:
@@ -52,6 +54,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             with sandbox.store.lock:
                 response = sandbox.app.handle(req)
+        if rule and rule.lose_answer:
+            sandbox.requests.record(req.method, req.path, url.query, response.status, answer_lost=True)
+            self.close_connection = True
+            return
+        if rule and (rule.malformed or rule.alters):
+            response = _faulty(rule, response)
         if not controlled:
             sandbox.requests.record(req.method, req.path, url.query, response.status)
         self._send(response)
@@ -72,6 +80,18 @@ class _Handler(BaseHTTPRequestHandler):
         LOG.info("%s %s", self.address_string(), fmt % args)
 
 
+def _faulty(rule, response):
+    """The answer of a ``malformed`` or ``mutate``/``remove`` rule, built from the real one."""
+    if rule.malformed:
+        body = response.body if response.body.strip() else b'{"$items": [{"id": "'
+        return Response(200, body[:max(1, len(body) // 2)], {**response.headers,
+                                                              "Content-Type": "application/json; charset=utf-8"})
+    if 200 <= response.status < 300 and response.body and "json" in response.headers.get("Content-Type", ""):
+        payload = rule.alter(json.loads(response.body))
+        return Response(response.status, json.dumps(payload).encode("utf-8"), dict(response.headers))
+    return response
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -85,12 +105,15 @@ class SandboxServer:
 
     def __init__(self, host="127.0.0.1", port=0, contacts=0, invoices=0, seed=1, auto_approve=True,
                  client_id="sandbox-client-id", client_secret="sandbox-client-secret", redirect_uris=None,
-                 access_token_ttl=300, refresh_token_ttl=2678400, code_ttl=60, businesses=1, state_file=None):
+                 access_token_ttl=300, refresh_token_ttl=2678400, code_ttl=60, businesses=1, state_file=None,
+                 nested_put="merge"):
         self.host, self.port = host, port
         self.businesses = max(1, int(businesses))
         self.state_file = state_file
         self.clock = Clock()
         self.store = Store(self.clock)
+        self.defaults = self._checked_settings({"nested_put": nested_put})
+        self.store.nested_put = self.defaults["nested_put"]
         config = OAuthConfig(client_id=client_id, client_secret=client_secret,
                              redirect_uris=tuple(redirect_uris or DEFAULT_REDIRECT_URIS),
                              access_token_ttl=access_token_ttl, refresh_token_ttl=refresh_token_ttl,
@@ -185,15 +208,46 @@ class SandboxServer:
         self.store.load(payload["store"])
         self.oauth.load(payload.get("oauth", []))
 
+    # ------------------------------------------------------------------ settings
+    @staticmethod
+    def _checked_settings(settings):
+        unknown = set(settings) - set(SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for name, value in settings.items():
+            if value not in SETTINGS[name]:
+                raise ValueError(f"{name} must be one of {', '.join(SETTINGS[name])}")
+        return dict(settings)
+
+    def settings(self):
+        """Current behaviour switches (``{"nested_put": "merge"|"replace"}``)."""
+        return {"nested_put": self.store.nested_put}
+
+    def configure(self, **settings):
+        """Change behaviour switches at run time; ``reset()`` and ``seed()`` restore the start values."""
+        settings = self._checked_settings(settings)
+        with self.store.lock:
+            if "nested_put" in settings:
+                self.store.nested_put = settings["nested_put"]
+        return self.settings()
+
+    def set_nested_put(self, mode):
+        """``merge``: a nested object in PUT /contacts updates the given sub-fields only; ``replace``:
+        it replaces the stored one whole (sub-fields not given become null)."""
+        return self.configure(nested_put=mode)
+
     # ------------------------------------------------------------------ control operations
     def reset(self):
-        """Empty every business (keeps OAuth grants, faults and the request log)."""
-        self.store.reset(self.businesses)
+        """Empty every business and restore the start settings (keeps OAuth grants, faults, request log)."""
+        with self.store.lock:
+            self.store.reset(self.businesses)
+            self.store.nested_put = self.defaults["nested_put"]
 
     def seed(self, contacts=0, invoices=0, seed=1):
         """Reset, then generate ``contacts``/``invoices`` in the lead business (deterministic per seed)."""
         with self.store.lock:
             self.store.reset(self.businesses)
+            self.store.nested_put = self.defaults["nested_put"]
             anchor = self.clock.now() // DAY * DAY
             seed_business(self.store, self.store.business(), int(contacts), int(invoices), seed, anchor)
 
@@ -255,6 +309,13 @@ class SandboxServer:
             elif method != "GET":
                 raise not_found("Control")
             return json_response(200, {"faults": self.faults.snapshot()})
+        elif name == "config" and method in ("GET", "POST"):
+            if method == "POST":
+                try:
+                    self.configure(**data)
+                except ValueError as exc:
+                    raise invalid(str(exc)) from None
+            return json_response(200, self.settings())
         elif name == "requests" and method in ("GET", "DELETE"):
             if method == "DELETE":
                 self.clear_requests()

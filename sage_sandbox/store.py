@@ -142,6 +142,7 @@ class Store:
         self.seq = 0
         self.next_legacy = 1000
         self.legacy_index = {}
+        self.nested_put = "merge"
 
     # ------------------------------------------------------------------ bookkeeping
     def touch(self):
@@ -323,7 +324,12 @@ class Store:
             if not isinstance(addr, dict):
                 continue
             if contact[slot]:
-                self._apply_child(biz, "addresses", biz.get("addresses", contact[slot]), addr, ts)
+                existing = biz.get("addresses", contact[slot])
+                if self.nested_put == "replace":
+                    addr = self._replaced(addr, ADDRESS_FIELDS, ("is_main_address",))
+                    if not addr.get("country_id"):
+                        existing["_country"] = None
+                self._apply_child(biz, "addresses", existing, addr, ts)
             else:
                 addr = {"address_type_id": default_type or self._default_address_type(contact), "name": (
                     "Delivery Address" if default_type else "Main Address"), **addr,
@@ -331,6 +337,9 @@ class Store:
                 contact[slot] = self.insert_address(biz, contact, addr, ts)["id"]
         if person_data:
             if contact["_main_person"]:
+                if self.nested_put == "replace" and isinstance(data.get("main_contact_person"), dict):
+                    person_data = self._replaced(person_data, PERSON_FIELDS,
+                                                 ("is_main_contact", "is_preferred_contact"))
                 self._apply_child(biz, "contact_persons", biz.get("contact_persons", contact["_main_person"]),
                                   person_data, ts)
             else:
@@ -342,6 +351,11 @@ class Store:
                                "contact_person_type_ids": ["ACCOUNTS"], **person_data, "is_main_contact": True}
                 contact["_main_person"] = self.insert_person(
                     biz, contact, contact["_main_address"], person_data, ts)["id"]
+
+    @staticmethod
+    def _replaced(data, spec, kept):
+        """``data`` with every writable field it omits set to ``None`` (``nested_put="replace"``)."""
+        return {**{name: None for name in spec if name not in kept}, **data}
 
     @staticmethod
     def _default_address_type(contact):

@@ -5,6 +5,8 @@ import time
 import pytest
 import requests
 
+from sage_sandbox.tests.helpers import authorized_session
+
 FAULTS = "/_sandbox/faults"
 
 
@@ -99,3 +101,79 @@ def test_after_lets_the_first_calls_through(server, api):
     control(server, "POST", "faults", status=503, after=2, count=1, path="/v3.1/contacts")
     assert [api.get("/contacts").status_code for _ in range(4)] == [200, 200, 503, 200]
     assert control(server, "POST", "faults", status=503, after=-1).status_code == 422
+
+
+def test_lose_answer_carries_out_the_post(server, api):
+    control(server, "POST", "faults", lose_answer=True, count=1, path="/v3.1/contacts", method="POST")
+    body = {"contact": {"name": "Twin Risk Ltd", "contact_type_ids": ["CUSTOMER"]}}
+    with pytest.raises(requests.ConnectionError):
+        api.post("/contacts", json=body)
+    assert len(server.store.find_contacts(name="Twin Risk Ltd")) == 1  # created although never answered
+    entry = server.request_log()["log"][-1]
+    assert entry["status"] == 201 and entry["answer_lost"] is True
+    assert api.post("/contacts", json=body).status_code == 201  # the rule is spent: a naive retry makes a twin
+    assert len(server.store.find_contacts(name="Twin Risk Ltd")) == 2
+
+
+def test_lose_answer_on_put_and_delete(fresh):
+    api = authorized_session(fresh)
+    contact = api.post("/contacts", json={"contact": {"name": "Lost Ltd", "contact_type_ids": ["VENDOR"]}}).json()
+    fresh.add_fault(lose_answer=True, count=2, path="/v3.1" + contact["$path"])
+    with pytest.raises(requests.ConnectionError):
+        api.put(contact["$path"], json={"contact": {"name": "Renamed Ltd"}})
+    assert fresh.store.get("contacts", contact["id"])["name"] == "Renamed Ltd"
+    with pytest.raises(requests.ConnectionError):
+        api.delete(contact["$path"])
+    assert api.get(contact["$path"]).status_code == 404
+
+
+def test_malformed_answer_is_a_truncated_200(server, api):
+    control(server, "POST", "faults", malformed=True, count=1, path="/v3.1/contacts")
+    resp = api.get("/contacts")
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("application/json")
+    with pytest.raises(ValueError):
+        resp.json()
+    assert resp.text and api.get("/contacts").json()["$items"]
+
+
+def test_mutate_one_record_of_page_two(server, api):
+    page2 = api.get("/contacts?page=2&attributes=all").json()["$items"]
+    rule = {"mutate": {"contact_types.0.id": "WEIRD"}, "remove": ["name"], "items": [3],
+            "path": "/v3.1/contacts", "method": "GET", "query": {"page": "2"}}
+    assert control(server, "POST", "faults", **rule).status_code == 201
+    first = api.get("/contacts?attributes=all").json()["$items"]
+    assert all(c["contact_types"][0]["id"] in ("CUSTOMER", "VENDOR") and c["name"] for c in first)
+    got = api.get("/contacts?page=2&attributes=all").json()["$items"]
+    assert got[3]["contact_types"][0]["id"] == "WEIRD" and "name" not in got[3]
+    assert [c for i, c in enumerate(got) if i != 3] == [c for i, c in enumerate(page2) if i != 3]
+    assert server.store.get("contacts", got[3]["id"])["name"] == page2[3]["name"]  # stored data untouched
+
+
+def test_mutate_by_share_ids_and_single_record(server, api):
+    control(server, "POST", "faults", mutate={"name": None}, item_ratio=0.5, path="/v3.1/contacts", count=1)
+    names = [c["name"] for c in api.get("/contacts?attributes=name").json()["$items"]]
+    assert names[0] and names[1] is None and names[2] and names[3] is None
+    target = api.get("/contacts").json()["$items"][5]
+    control(server, "POST", "faults", mutate={"status": {"id": "ODD", "displayed_as": "Odd"}},
+            ids=[target["id"]], path="/v3.1/contacts")
+    assert api.get(target["$path"]).json()["status"]["id"] == "ODD"
+    listed = api.get("/contacts?attributes=name").json()["$items"]
+    assert [c for c in listed if "status" in c] == [{**listed[5], "status": {"id": "ODD", "displayed_as": "Odd"}}]
+
+
+def test_delay_on_a_listing_from_the_second_call(server, api):
+    control(server, "POST", "faults", delay=1.0, after=1, count=1, path="/v3.1/contacts", method="GET")
+    assert api.get("/contacts", timeout=0.5).status_code == 200
+    with pytest.raises(requests.Timeout):
+        api.get("/contacts?page=2", timeout=0.3)
+    time.sleep(0.8)
+    assert api.get("/contacts?page=2", timeout=0.5).status_code == 200
+
+
+def test_new_fault_specs_are_validated(server):
+    assert control(server, "POST", "faults", lose_answer=True, drop=True).status_code == 422
+    assert control(server, "POST", "faults", mutate=["x"]).status_code == 422
+    assert control(server, "POST", "faults", mutate={"a": 1}, items=["x"]).status_code == 422
+    assert control(server, "POST", "faults", remove=["name"], item_ratio=2).status_code == 422
+    listed = control(server, "POST", "faults", malformed=True, query={"page": 2}).json()
+    assert listed["malformed"] is True and listed["query"] == {"page": "2"}
