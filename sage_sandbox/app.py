@@ -8,19 +8,22 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from . import render
+from .artefacts import ARTEFACT_RESOURCES, KINDS
 from .clock import iso
 from .errors import ApiError, invalid, not_found
 from .listing import Lister
+from .lookups import BASE_CURRENCY, CURRENCIES, base
 from .oauth import OAuthError
-from .store import INVOICE_RESOURCES, RESOURCES
+from .pdf import artefact_pdf
+from .store import RESOURCES
 
 WRAPPERS = {"contacts": "contact", "contact_persons": "contact_person", "addresses": "address",
-            "sales_invoices": "sales_invoice", "purchase_invoices": "purchase_invoice",
-            "contact_payments": "contact_payment"}
+            "contact_payments": "contact_payment", "contact_allocations": "contact_allocation",
+            **{resource: kind.wrapper for resource, kind in KINDS.items()}}
 RESOURCE_ROUTE = re.compile(r"^/v3\.1/(" + "|".join(RESOURCES) + r")(?:/([^/]+))?(/release)?$")
 BUSINESS_ROUTE = re.compile(r"^/v3\.1/businesses(?:/([^/]+))?$")
 CONTACT_PAGE = re.compile(r"^/app/contacts/(customers|suppliers)/(\d+)$")
-INVOICE_PAGE = re.compile(r"^/app/invoicing/(sales_invoices|purchase_invoices)/([0-9a-f]{32})$")
+INVOICE_PAGE = re.compile(r"^/app/invoicing/(" + "|".join(ARTEFACT_RESOURCES) + r")/([0-9a-f]{32})$")
 
 
 @dataclass
@@ -190,6 +193,12 @@ class SandboxApp:
         if match:
             return self.businesses(req, match.group(1))
         biz = self.store.business(req.header("x-business") or None)
+        if req.path == "/v3.1/financial_settings":
+            if req.method != "GET":
+                raise not_found("Endpoint")
+            response = json_response(200, self._financial_settings(biz))
+            response.headers["X-Business"] = biz.id
+            return response
         match = RESOURCE_ROUTE.match(req.path)
         if not match:
             raise not_found("Endpoint")
@@ -212,6 +221,21 @@ class SandboxApp:
                                                             "active": True, "status": "active"}],
                         "owner": {"id": self.store.user_id, "displayed_as": "Sandbox User", "$path": "/user"}})
         return out
+
+    @staticmethod
+    def _financial_settings(biz):
+        """``FinancialSettings`` of a UK business keeping its books in pounds."""
+        year = int(iso(biz.created)[:4])
+        return {"$path": "/financial_settings", "year_end_date": f"{year}-12-31", "year_end_lockdown_date": None,
+                "accounting_type": "accrual", "accounts_start_date": f"{year - 3}-01-01",
+                "base_currency": base("currencies", BASE_CURRENCY, CURRENCIES[BASE_CURRENCY][0]),
+                "multi_currency_enabled": True, "use_live_exchange_rates": False,
+                "mtd_activation_status": "active", "mtd_connected": True, "mtd_authenticated_date": None,
+                "tax_return_frequency": base("tax_return_frequencies", "QUARTERLY", "Quarterly"),
+                "tax_number": "GB123456789", "general_tax_number": None, "tax_office": None, "default_irpf_rate": None,
+                "flat_rate_tax_percentage": None, "recoverable_percentage": None, "sales_tax_calculation": "invoice",
+                "purchase_tax_calculation": "invoice", "updated_at": iso(biz.created), "postponed_accounting": False,
+                "destination_vat": False}
 
     def businesses(self, req, key):
         """``/businesses`` (unpaginated list), ``/businesses/lead`` and ``/businesses/{id}``."""
@@ -236,8 +260,9 @@ class SandboxApp:
     def resource(self, req, biz, resource, key, release):
         """CRUD on one resource collection."""
         store, method = self.store, req.method
+        kind = KINDS.get(resource)
         if release:
-            if method != "POST" or resource not in INVOICE_RESOURCES:
+            if method != "POST" or not (kind and kind.releasable):
                 raise not_found("Endpoint")
             return json_response(200, store.render(biz, resource, store.release_invoice(biz, resource, key)))
         if key is None:
@@ -246,20 +271,26 @@ class SandboxApp:
             if method == "POST":
                 data = self._body(req, resource)
                 creators = {"contacts": store.create_contact, "addresses": store.create_address,
-                            "contact_persons": store.create_person, "contact_payments": store.create_payment}
-                if resource in INVOICE_RESOURCES:
+                            "contact_persons": store.create_person, "contact_payments": store.create_payment,
+                            "contact_allocations": store.create_allocation}
+                if kind:
                     rec = store.create_invoice(biz, resource, data)
                 else:
                     rec = creators[resource](biz, data)
                 return json_response(201, store.render(biz, resource, rec))
             raise not_found("Endpoint")
         if method == "GET":
-            return json_response(200, store.render(biz, resource, biz.get(resource, key)))
+            rec = biz.get(resource, key)
+            if kind and "application/pdf" in (req.header("accept") or "").lower():
+                return Response(200, artefact_pdf(biz, store.render(biz, resource, rec), kind),
+                                {"Content-Type": "application/pdf",
+                                 "Content-Disposition": f'inline; filename="{resource}-{rec["id"]}.pdf"'})
+            return json_response(200, store.render(biz, resource, rec))
         if method == "PUT":
             data = self._body(req, resource)
             updaters = {"contacts": store.update_contact, "addresses": store.update_address,
                         "contact_persons": store.update_person}
-            if resource in INVOICE_RESOURCES:
+            if kind:
                 rec = store.update_invoice(biz, resource, key, data)
             elif resource in updaters:
                 rec = updaters[resource](biz, key, data)
@@ -272,13 +303,13 @@ class SandboxApp:
 
     def _delete(self, req, biz, resource, key):
         store = self.store
-        if resource in INVOICE_RESOURCES:
+        if resource in KINDS:
             body = req.json() if req.body.strip() else {}
             reason = req.query.get("void_reason") or (body.get("void_reason") if isinstance(body, dict) else None)
             rec = store.delete_invoice(biz, resource, key, reason)
             return json_response(200, store.render(biz, resource, rec)) if rec else Response(204)
         deleters = {"contacts": store.delete_contact, "addresses": store.delete_address,
-                    "contact_persons": store.delete_person}
+                    "contact_persons": store.delete_person, "contact_allocations": store.delete_allocation}
         if resource not in deleters:
             raise not_found("Endpoint")
         deleters[resource](biz, key)
@@ -302,7 +333,8 @@ class SandboxApp:
                 rec = biz.find(resource, record_id)
                 if rec:
                     return self._record_page(biz, resource, rec, (
-                        "invoice_number", "vendor_reference", "contact_name", "date", "due_date", "total_amount",
+                        "invoice_number", "credit_note_number", "quote_number", "estimate_number",
+                        "vendor_reference", "contact_name", "date", "due_date", "expiry_date", "total_amount",
                         "outstanding_amount", "updated_at"))
         raise not_found("Page")
 

@@ -14,6 +14,10 @@ class Clock:
         """Return the shifted current time as epoch seconds."""
         return time.time() + self.offset
 
+    def today(self):
+        """The shifted current date as ``YYYY-MM-DD`` (UTC)."""
+        return iso_date(self.now())
+
     def shift(self, seconds):
         """Move the sandbox clock by ``seconds`` (may be negative)."""
         self.offset += float(seconds)

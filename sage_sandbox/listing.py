@@ -9,14 +9,17 @@ from urllib.parse import urlencode
 
 from .clock import parse_timestamp
 from .errors import invalid
-from .store import INVOICE_RESOURCES
+from .artefacts import ARTEFACT_RESOURCES
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 200
 BASE_ATTRIBUTES = ("id", "displayed_as", "$path")
 FILTER_PARAMS = ("updated_or_created_since", "deleted_since", "contact_id", "status_id", "from_date", "to_date",
                  "search", "contact_type_id", "email", "address_id", "sort")
-SORT_FIELDS = {"created_at": "_created", "updated_at": "_updated", "date": "date", "due_date": "due_date"}
+SORT_FIELDS = {"created_at": "_created", "updated_at": "_updated", "date": "date", "due_date": "due_date",
+               "expiry_date": "expiry_date"}
+SEARCHED = ("invoice_number", "credit_note_number", "quote_number", "estimate_number", "vendor_reference", "reference",
+            "contact_name")
 CACHE_SIZE = 64
 
 
@@ -60,10 +63,9 @@ def _predicates(store, biz, resource, query):
         needle = query["search"].casefold()
         if resource == "contacts":
             yield lambda r: needle in r["name"].casefold() or needle in (r.get("reference") or "").casefold()
-        elif resource in INVOICE_RESOURCES:
-            yield lambda r: any(needle in (r.get(f) or "").casefold() for f in (
-                "invoice_number", "vendor_reference", "reference", "contact_name"))
-    if resource in INVOICE_RESOURCES:
+        elif resource in ARTEFACT_RESOURCES:
+            yield lambda r: any(needle in (r.get(f) or "").casefold() for f in SEARCHED)
+    if resource in ARTEFACT_RESOURCES:
         if query.get("status_id"):
             statuses = {s.strip().upper() for s in query["status_id"].split(",")}
             yield lambda r: r["_status"] in statuses
@@ -85,12 +87,12 @@ def _matching_ids(store, biz, resource, query):
     tests = list(_predicates(store, biz, resource, query))
     matched = [r for r in candidates if all(test(r) for test in tests)] if tests else list(candidates)
     sort = query.get("sort")
-    if sort and resource in INVOICE_RESOURCES:
+    if sort and resource in ARTEFACT_RESOURCES:
         field, _, direction = sort.partition(":")
         if field not in SORT_FIELDS:
             raise invalid("sort field is not supported", "sort")
         key = SORT_FIELDS[field]
-        matched.sort(key=lambda r: (r[key], r["_seq"]), reverse=direction.lower() == "desc")
+        matched.sort(key=lambda r: (r.get(key) or "", r["_seq"]), reverse=direction.lower() == "desc")
     return [r["id"] for r in matched]
 
 
@@ -134,6 +136,8 @@ class Lister:
         else:
             records = [coll.items.get(i) or coll.deleted[i] for i in ids[start:start + per_page]]
         fields = self._attributes(query)
+        if resource == "contacts" and fields != "all" and (query.get("show_balance") or "").lower() == "true":
+            fields = [*fields, "balance"]
         items = [self._select(self.store.render(biz, resource, rec), fields) for rec in records]
 
         def link(target):

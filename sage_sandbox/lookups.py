@@ -3,6 +3,7 @@
 CONTACT_TYPES = {"CUSTOMER": "Customer", "VENDOR": "Supplier"}
 ADDRESS_TYPES = {"ACCOUNTS": "Accounts", "SALES": "Sales", "PURCHASING": "Purchasing", "DELIVERY": "Delivery"}
 CONTACT_PERSON_TYPES = {"ACCOUNTS": "Accounts", "SALES": "Sales", "PURCHASING": "Purchasing"}
+BASE_CURRENCY = "GBP"  # the seeded UK businesses keep their books in pounds
 # currency id -> (display name, units per 1 GBP)
 CURRENCIES = {"GBP": ("Pound Sterling (GBP)", 1.0), "EUR": ("Euro (EUR)", 1.17), "USD": ("US Dollar (USD)", 1.27)}
 STATUSES = {"DRAFT": "Draft", "PRO_FORMA": "Pro-Forma", "UNPAID": "Unpaid", "PART_PAID": "Part Paid",

@@ -5,6 +5,9 @@ References to other records (``contact``, ``address``) are rendered live, so ren
 shows in its invoices' ``contact.displayed_as`` while ``contact_name`` keeps the value at issue time.
 """
 
+from functools import partial
+
+from .artefacts import KINDS, QUOTE_STATUSES, document_label
 from .clock import iso
 from .lookups import (
     ADDRESS_TYPES,
@@ -19,9 +22,9 @@ from .lookups import (
 )
 
 LABELS = {"contacts": "Contact", "contact_persons": "Contact Person", "addresses": "Address",
-          "sales_invoices": "Sales Invoice", "purchase_invoices": "Purchase Invoice",
-          "contact_payments": "Contact Payment"}
-WEB_PATHS = {"sales_invoices": "invoicing/sales_invoices", "purchase_invoices": "invoicing/purchase_invoices"}
+          "contact_payments": "Contact Payment", "contact_allocations": "Contact Allocation",
+          **{resource: kind.transaction_type[1] for resource, kind in KINDS.items()}}
+WEB_PATHS = {resource: f"invoicing/{resource}" for resource in KINDS}
 
 
 def ref(resource, record_id, displayed_as):
@@ -144,52 +147,72 @@ def _line(line, rate):
     }
 
 
-def _invoice(store, biz, rec, resource):
-    label = rec.get("invoice_number") or rec.get("vendor_reference") or rec.get("reference") or rec["id"]
-    out = _meta(rec, resource, label)
-    rate = CURRENCIES[rec["_currency"]][1]
+def _artefact(store, biz, rec, resource):
+    """API shape of any artefact (``SalesInvoice``, ``SalesCreditNote``, ``SalesQuote``...)."""
+    kind = KINDS[resource]
+    out = _meta(rec, resource, document_label(rec, kind))
+    rate = store.rate(rec)
     status = rec["_status"]
     out.update({
         "links": _alternate(store, f"{WEB_PATHS[resource]}/{rec['id']}"),
-        "editable": status not in ("VOID", "PAID", "PART_PAID"), "transaction": None,
-        "transaction_type": base("transaction_types", *(
-            ("SALES_INVOICE", "Sales Invoice") if resource == "sales_invoices" else
-            ("PURCHASE_INVOICE", "Purchase Invoice"))),
+        "editable": status not in ("VOID", "PAID", "PART_PAID", "INVOICED"),
         "contact": contact_ref(biz, rec["_contact"]),
         "contact_name": rec["contact_name"], "contact_reference": rec.get("contact_reference"),
-        "date": rec["date"], "due_date": rec["due_date"], "reference": rec.get("reference"),
-        "notes": rec.get("notes"),
+        "date": rec["date"], "reference": rec.get("reference"), "notes": rec.get("notes"),
         "net_amount": rec["net_amount"], "tax_amount": rec["tax_amount"], "total_amount": rec["total_amount"],
         "payments_allocations_total_amount": rec["total_paid"], "payments_allocations_total_discount": 0.0,
-        "total_paid": rec["total_paid"], "outstanding_amount": rec["outstanding_amount"],
+        "total_paid": rec["total_paid"],
         "currency": base("currencies", rec["_currency"], CURRENCIES[rec["_currency"]][0]),
         "exchange_rate": rate, "inverse_exchange_rate": round(1 / rate, 6),
         "base_currency_net_amount": round(rec["net_amount"] / rate, 2),
         "base_currency_tax_amount": round(rec["tax_amount"] / rate, 2),
         "base_currency_total_amount": round(rec["total_amount"] / rate, 2),
-        "base_currency_outstanding_amount": round(rec["outstanding_amount"] / rate, 2),
         "total_quantity": sum(line["quantity"] for line in rec["_lines"]),
-        "status": base("artefact_statuses", status, STATUSES[status]),
-        "void_reason": rec.get("void_reason"), "last_paid": rec.get("last_paid"),
-        "invoice_lines": [_line(line, rate) for line in rec["_lines"]],
-        "vat_reverse_charge": False, "tax_reconciled": False, "migrated": False,
+        kind.lines: [_line(line, rate) for line in rec["_lines"]],
+        "vat_reverse_charge": False, "tax_reconciled": False,
     })
-    if resource == "sales_invoices":
-        out.update({"invoice_number": rec["invoice_number"], "invoice_number_prefix": "SI-",
-                    "sent": rec.get("sent", False), "sent_by_email": False})
+    if kind.number:
+        out.update({kind.number: rec[kind.number], f"{kind.number}_prefix": kind.prefix})
+    if kind.is_quote:
+        del out["deleted_at"]  # not part of SalesQuote / SalesEstimate
+        out.update({"expiry_date": rec["expiry_date"], "status": {"id": status, "displayed_as": QUOTE_STATUSES[status]},
+                    "sent": rec.get("sent", False), "sent_by_email": False, "invoice": None})
+        return out
+    out.update({
+        "transaction": None, "transaction_type": base("transaction_types", *kind.transaction_type),
+        "outstanding_amount": rec["outstanding_amount"],
+        "base_currency_outstanding_amount": round(rec["outstanding_amount"] / rate, 2),
+        "status": base("artefact_statuses", status, STATUSES[status]),
+        "void_reason": rec.get("void_reason"), "last_paid": rec.get("last_paid"), "migrated": False,
+    })
+    if kind.due_date:
+        out["due_date"] = rec["due_date"]
+    if kind.is_credit_note:
+        out["original_invoice_date"] = rec.get("original_invoice_date")
+    if resource == "purchase_credit_notes":  # the Swagger file types this one field as a string
+        out["inverse_exchange_rate"] = str(out["inverse_exchange_rate"])
+    if kind.contact_type == "CUSTOMER":
+        out.update({"sent": rec.get("sent", False), "sent_by_email": False})
     else:
         out["vendor_reference"] = rec.get("vendor_reference")
     return out
 
 
-def render_sales_invoice(store, biz, rec):
-    """API shape of a ``SalesInvoice``."""
-    return _invoice(store, biz, rec, "sales_invoices")
-
-
-def render_purchase_invoice(store, biz, rec):
-    """API shape of a ``PurchaseInvoice``."""
-    return _invoice(store, biz, rec, "purchase_invoices")
+def render_allocation(store, biz, rec):
+    """API shape of a ``ContactAllocation``."""
+    out = _meta(rec, "contact_allocations", rec["date"])
+    allocated = []
+    for index, alloc in enumerate(rec["_allocations"]):
+        target = biz.find(alloc["resource"], alloc["artefact"])
+        label = document_label(target, KINDS[alloc["resource"]]) if target else alloc["artefact"]
+        allocated.append({"id": f"{rec['id'][:24]}{index:08x}", "amount": alloc["amount"],
+                          "artefact": ref(alloc["resource"], alloc["artefact"], label)})
+    out.update({
+        "links": [], "transaction": None,
+        "transaction_type": base("transaction_types", rec["_type"], rec["_type"].replace("_", " ").title()),
+        "date": rec["date"], "contact": contact_ref(biz, rec["_contact"]), "allocated_artefacts": allocated,
+    })
+    return out
 
 
 def render_payment(store, biz, rec):
@@ -214,5 +237,5 @@ def render_payment(store, biz, rec):
 
 
 RENDERERS = {"contacts": render_contact, "contact_persons": render_person, "addresses": render_address,
-             "sales_invoices": render_sales_invoice, "purchase_invoices": render_purchase_invoice,
-             "contact_payments": render_payment}
+             "contact_payments": render_payment, "contact_allocations": render_allocation,
+             **{resource: partial(_artefact, resource=resource) for resource in KINDS}}

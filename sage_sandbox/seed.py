@@ -7,7 +7,7 @@ throughout one day and every seeded timestamp lies in the past.
 
 import random
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from .store import money
 
@@ -124,6 +124,7 @@ def seed_business(store, biz, contacts, invoices, seed, anchor):
         (customers if kind == "CUSTOMER" else suppliers).append(contact)
     if invoices and (customers or suppliers):
         _seed_invoices(store, biz, rng, customers, suppliers, invoices, anchor)
+        _seed_credit_and_quotes(store, biz, seed, customers, suppliers, anchor)
 
 
 def _seed_invoices(store, biz, rng, customers, suppliers, count, anchor):
@@ -157,3 +158,107 @@ def _seed_invoices(store, biz, rng, customers, suppliers, count, anchor):
         rec["_status"] = "UNPAID" if status == "OVERDUE" else status
         store.recompute(rec)
         rec["_updated"] = min(anchor, created + rng.random() * 20 * DAY)
+
+
+# Shares of the contacts that have invoices: credit notes (part-allocated ones among them), quotes, estimates.
+CREDIT_NOTE_SHARES = (("sales_credit_notes", "sales_invoices", 0.25),
+                      ("purchase_credit_notes", "purchase_invoices", 0.15))
+ALLOCATED_SHARE = 0.4
+QUOTE_SHARES = (("sales_quotes", 0.2), ("sales_estimates", 0.1))
+
+
+def _share(pool, share):
+    """How many of ``pool`` get something: ``share`` of it, at least one when it is not empty."""
+    return min(len(pool), max(1, round(len(pool) * share))) if pool else 0
+
+
+def _documents(biz, contact, resource):
+    items = biz.collections[resource].items
+    return [items[rid] for res, rid in biz.transactions.get(contact["id"], ()) if res == resource and rid in items]
+
+
+def _seed_credit_and_quotes(store, biz, seed, customers, suppliers, anchor):
+    """Credit notes (some part-allocated), quotes, estimates and credit limits, after the invoices.
+
+    A generator of its own keeps the contacts and invoices of a seed exactly as they were before
+    these existed. A seeded allocation takes its share out of what the invoice already shows as
+    paid, so no invoice changes; only the credit note and the contact's balance show it.
+    """
+    rng = random.Random(f"sage-sandbox-credit-{seed}")
+    today = datetime.fromtimestamp(anchor, UTC).date()
+
+    def stamp(day):
+        return anchor - ((today - day).days - rng.random()) * DAY
+
+    for resource, invoice_resource, share in CREDIT_NOTE_SHARES:
+        pool = [c for c in (customers if resource.startswith("sales") else suppliers)
+                if _documents(biz, c, invoice_resource)]
+        for contact in rng.sample(pool, _share(pool, share)):
+            invoices = _documents(biz, contact, invoice_resource)
+            posted = [i for i in invoices if i["_status"] not in ("DRAFT", "VOID")]
+            origin = rng.choice(posted or invoices)
+            issued = min(date.fromisoformat(origin["date"]) + timedelta(days=rng.randint(3, 40)),
+                         today - timedelta(days=1))
+            net = money(rng.uniform(10, max(15, min(origin["net_amount"], 400))))
+            first = origin["_lines"][0]
+            data = {"contact_id": contact["id"], "date": issued.isoformat(), "original_invoice_date": origin["date"],
+                    "reference": origin.get("invoice_number") or origin.get("vendor_reference"),
+                    "credit_note_lines": [{"description": f"Credit: {first['description']}",
+                                           "ledger_account_id": first["ledger_account_id"], "quantity": 1.0,
+                                           "unit_price": net, "tax_rate_id": first["tax_rate_id"]}]}
+            if resource == "purchase_credit_notes":
+                data["vendor_reference"] = f"CN-{rng.randint(10000, 999999)}"
+            note = store.create_invoice(biz, resource, data, record_id=_hex(rng), ts=stamp(issued))
+            paid = [i for i in posted if i["total_paid"] >= 1]
+            if paid and rng.random() < ALLOCATED_SHARE:
+                target = rng.choice(paid)
+                amount = money(min(target["total_paid"], note["total_amount"]) * rng.uniform(0.3, 0.8))
+                _seed_allocation(store, biz, contact, target, invoice_resource, note, resource, amount,
+                                 _hex(rng), note["_created"])
+    buyers = [c for c in customers if _documents(biz, c, "sales_invoices")]
+    for resource, share in QUOTE_SHARES:
+        for contact in rng.sample(buyers, _share(buyers, share)):
+            issued = today - timedelta(days=rng.randint(1, 60))
+            expiry = issued + timedelta(days=30)
+            if expiry < today:
+                status = rng.choice(("ACCEPTED", "DECLINED", "PENDING"))
+            else:
+                status = rng.choices(("DRAFT", "PENDING", "ACCEPTED"), (2, 6, 2))[0]
+            lines = [{"description": desc, "ledger_account_id": "4000", "quantity": float(rng.randint(1, 4)),
+                      "unit_price": price, "tax_rate_id": "GB_STANDARD"}
+                     for desc, price in rng.sample(PRODUCTS, rng.randint(1, 3))]
+            store.create_invoice(biz, resource, {
+                "contact_id": contact["id"], "date": issued.isoformat(), "expiry_date": expiry.isoformat(),
+                "status_id": status, resource.replace("sales_", "")[:-1] + "_lines": lines,
+                "reference": f"RFQ{rng.randint(100, 9999)}" if rng.random() < 0.4 else None,
+            }, record_id=_hex(rng), ts=stamp(issued))
+    _seed_credit_limits(store, biz, rng, customers)
+
+
+def _seed_allocation(store, biz, contact, invoice, invoice_resource, note, note_resource, amount, record_id, ts):
+    rec = {"id": record_id, "_contact": contact["id"], "date": note["date"],
+           "_type": "CUSTOMER_ALLOCATION" if contact["_type"] == "CUSTOMER" else "VENDOR_ALLOCATION",
+           "_allocations": [{"artefact": invoice["id"], "resource": invoice_resource, "amount": amount},
+                            {"artefact": note["id"], "resource": note_resource, "amount": -amount}]}
+    store.stamp(rec, ts, created=True)
+    biz.collections["contact_allocations"].items[rec["id"]] = rec
+    biz.transactions.setdefault(contact["id"], []).append(("contact_allocations", rec["id"]))
+    store._settle(note, amount, note["date"], {"allocation": rec["id"]})
+    invoice["_allocations"].append({"allocation": rec["id"], "amount": amount, "date": note["date"]})
+
+
+def _seed_credit_limits(store, biz, rng, customers):
+    """40 % of customers get a credit limit (and credit terms); a quarter of those who owe get one below
+    what they owe (over their limit), the others one with room to spare."""
+    limited = rng.sample(customers, round(len(customers) * 0.4))
+    owing = [c for c in limited if store.contact_balance(biz, c["id"]) >= 200]
+    over = {c["id"] for c in rng.sample(owing, _share(owing, 0.25))}
+    for contact in limited:
+        balance = max(0.0, store.contact_balance(biz, contact["id"]))
+        if contact["id"] in over:
+            limit = max(100, int(balance * rng.uniform(0.4, 0.9)) // 100 * 100)
+        else:
+            limit = max(500, -(-int(balance * rng.uniform(1.3, 3.0)) // 500) * 500)
+        contact["credit_limit"] = float(limit)
+        if not contact.get("credit_terms"):
+            contact["credit_terms"] = "date_from_invoice"

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from .app import Request, Response, SandboxApp, json_response
+from .artefacts import ARTEFACT_RESOURCES
 from .clock import Clock
 from .errors import ApiError, invalid, not_found
 from .faults import FaultInjector, RequestLog
@@ -296,7 +297,7 @@ class SandboxServer:
             self.seed(data.get("contacts", 0), data.get("invoices", 0), data.get("seed", 1))
             biz = self.store.business()
             return json_response(200, {"business_id": biz.id, **{
-                n: len(biz.collections[n].items) for n in ("contacts", "sales_invoices", "purchase_invoices")}})
+                n: len(biz.collections[n].items) for n in ("contacts", *ARTEFACT_RESOURCES, "contact_allocations")}})
         elif name == "faults":
             if method == "POST":
                 try:

@@ -12,10 +12,19 @@ import uuid
 from datetime import date, timedelta
 
 from . import render
+from .artefacts import (
+    ALLOCATION_TYPES,
+    ARTEFACT_RESOURCES,
+    CREDIT_NOTE_RESOURCES,
+    INVOICE_RESOURCES,
+    KINDS,
+    QUOTE_WRITABLE_STATUSES,
+)
 from .clock import Clock
 from .errors import ApiError, invalid, not_found
 from .lookups import (
     ADDRESS_TYPES,
+    BASE_CURRENCY,
     CONTACT_PERSON_TYPES,
     CONTACT_TYPES,
     COUNTRIES,
@@ -23,9 +32,8 @@ from .lookups import (
     TAX_RATES,
 )
 
-RESOURCES = ("contacts", "contact_persons", "addresses", "sales_invoices", "purchase_invoices",
-             "contact_payments")
-INVOICE_RESOURCES = ("sales_invoices", "purchase_invoices")
+RESOURCES = ("contacts", "contact_persons", "addresses", *ARTEFACT_RESOURCES, "contact_payments",
+             "contact_allocations")
 STATE_VERSION = 1
 # child resource -> (contact slot holding the main record, flag on the child)
 MAIN_SLOTS = {"addresses": ("_main_address", "is_main_address"), "contact_persons": ("_main_person", "is_main_contact")}
@@ -75,6 +83,21 @@ def _check_date(value, field):
     return value
 
 
+def require(data, fields):
+    """422 ``<field> can't be blank`` for the first of ``fields`` missing or empty in ``data``."""
+    for field in fields:
+        if not data.get(field):
+            raise invalid(f"{field} can't be blank", field)
+
+
+def live(biz, resource, record_id, field):
+    """The live internal record ``record_id`` of ``resource``, or 422 ``<field> is invalid``."""
+    rec = biz.collections[resource].items.get(record_id or "")
+    if rec is None:
+        raise invalid(f"{field} is invalid", field)
+    return rec
+
+
 def assign_fields(record, data, spec):
     """Copy the writable scalar ``spec`` fields present in ``data`` into ``record`` after validation."""
     for field, (types, max_len) in spec.items():
@@ -106,6 +129,7 @@ class Business:
         self.created = created
         self.collections = {name_: Collection() for name_ in RESOURCES}
         self.next_invoice_number = 1
+        self.next_numbers = {}  # resource -> next number of credit notes, quotes, estimates
         self.idempotency = {}
         # derived indexes, rebuilt by Store.reindex()
         self.references = {}
@@ -204,7 +228,7 @@ class Store:
                     self.legacy_index[rec["_legacy"]] = (biz.id, rec["id"])
             for rec in biz.collections["contact_persons"].items.values():
                 biz.persons_by_contact.setdefault(rec["_contact"], []).append(rec["id"])
-            for resource in INVOICE_RESOURCES + ("contact_payments",):
+            for resource in ARTEFACT_RESOURCES + ("contact_payments", "contact_allocations"):
                 for rec in biz.collections[resource].items.values():
                     biz.transactions.setdefault(rec["_contact"], []).append((resource, rec["id"]))
 
@@ -242,13 +266,19 @@ class Store:
         return bool(biz.transactions.get(contact_id))
 
     def contact_balance(self, biz, contact_id):
-        """Outstanding amount in GBP over the contact's posted invoices."""
+        """What the contact owes in GBP: posted invoices outstanding, less credit notes not yet
+        allocated, less payments on account (the part of payments allocated to no invoice)."""
         total = 0.0
         for resource, rid in biz.transactions.get(contact_id, ()):
-            if resource in INVOICE_RESOURCES:
-                inv = biz.collections[resource].items.get(rid)
-                if inv and inv["_status"] not in ("DRAFT", "VOID"):
-                    total += inv["outstanding_amount"] / CURRENCIES[inv["_currency"]][1]
+            rec = biz.collections[resource].items.get(rid)
+            if rec is None:
+                continue
+            if resource == "contact_payments":
+                unallocated = rec["total_amount"] - sum(a["amount"] for a in rec["_allocations"])
+                total -= unallocated / self.rate(rec)
+            elif resource in INVOICE_RESOURCES + CREDIT_NOTE_RESOURCES and rec["_status"] not in ("DRAFT", "VOID"):
+                sign = -1 if resource in CREDIT_NOTE_RESOURCES else 1
+                total += sign * rec["outstanding_amount"] / self.rate(rec)
         return money(total)
 
     # ------------------------------------------------------------------ idempotency
@@ -410,9 +440,7 @@ class Store:
             for field in ("address_type_id", "name", "is_main_address"):
                 if data.get(field) is None:
                     raise invalid(f"{field} can't be blank", field)
-            contact = biz.collections["contacts"].items.get(data.get("contact_id") or "")
-            if contact is None:
-                raise invalid("contact_id is invalid", "contact_id")
+            contact = live(biz, "contacts", data.get("contact_id"), "contact_id")
             rec = self.insert_address(biz, contact, data, None)
             if rec["is_main_address"]:
                 self._promote(biz, contact, "addresses", rec)
@@ -470,12 +498,8 @@ class Store:
     def create_person(self, biz, data):
         """Create a contact person from a ``postContactPersons`` body."""
         def create():
-            for field in ("address_id", "name", "contact_person_type_ids"):
-                if not data.get(field):
-                    raise invalid(f"{field} can't be blank", field)
-            address = biz.collections["addresses"].items.get(data["address_id"])
-            if address is None:
-                raise invalid("address_id is invalid", "address_id")
+            require(data, ("address_id", "name", "contact_person_type_ids"))
+            address = live(biz, "addresses", data["address_id"], "address_id")
             contact = biz.get("contacts", address["_contact"])
             rec = self.insert_person(biz, contact, address["id"], data, None)
             if rec["is_main_contact"]:
@@ -552,27 +576,28 @@ class Store:
         self._touch_parent(biz, rec["_contact"])
         self.touch()
 
-    # ------------------------------------------------------------------ invoices
+    # ------------------------------------------------------------------ invoices, credit notes, quotes, estimates
     def create_invoice(self, biz, resource, data, record_id=None, ts=None):
-        """Create a sales or purchase invoice; totals are computed from ``invoice_lines``."""
+        """Create an artefact (any of ``ARTEFACT_RESOURCES``); totals are computed from its lines."""
         return self._idempotent(biz, resource, data,
                                 lambda: self._create_invoice(biz, resource, data, record_id, ts))
 
+    create_artefact = create_invoice
+
     def _create_invoice(self, biz, resource, data, record_id, ts):
-        required = ["contact_id", "date", "invoice_lines"]
-        if resource == "purchase_invoices":
-            required.append("due_date")
-        for field in required:
-            if not data.get(field):
-                raise invalid(f"{field} can't be blank", field)
+        kind = KINDS[resource]
+        require(data, kind.required)
         contact = biz.collections["contacts"].items.get(data["contact_id"])
-        wanted = "CUSTOMER" if resource == "sales_invoices" else "VENDOR"
-        if contact is None or contact["_type"] != wanted:
-            raise invalid("Couldn't find customer." if wanted == "CUSTOMER" else "Couldn't find Supplier.",
-                          "contact_id")
-        status = data.get("status_id") or "UNPAID"
-        if status not in ("DRAFT", "UNPAID"):
-            raise invalid("status_id must be DRAFT or UNPAID on creation", "status_id")
+        if contact is None or contact["_type"] != kind.contact_type:
+            raise invalid(kind.not_found_message, "contact_id")
+        if kind.is_quote:
+            status = data.get("status_id") or "PENDING"
+            if status not in QUOTE_WRITABLE_STATUSES:
+                raise invalid(f"status_id must be one of {', '.join(QUOTE_WRITABLE_STATUSES)}", "status_id")
+        else:
+            status = data.get("status_id") or "UNPAID"
+            if status not in ("DRAFT", "UNPAID"):
+                raise invalid("status_id must be DRAFT or UNPAID on creation", "status_id")
         rec = {"id": record_id or new_id(), "_contact": contact["id"], "_status": status,
                "_currency": contact["_currency"], "contact_name": contact["name"],
                "contact_reference": contact.get("reference"), "total_paid": 0.0, "void_reason": None,
@@ -580,8 +605,12 @@ class Store:
         if resource == "sales_invoices":
             rec["invoice_number"] = f"SI-{biz.next_invoice_number}"
             biz.next_invoice_number += 1
-        self._apply_invoice(rec, data)
-        if not rec.get("due_date"):
+        elif kind.number:
+            number = biz.next_numbers.get(resource, 1)
+            rec[kind.number] = f"{kind.prefix}{number}"
+            biz.next_numbers[resource] = number + 1
+        self._apply_invoice(rec, data, kind)
+        if kind.due_date and not rec.get("due_date"):
             rec["due_date"] = (date.fromisoformat(rec["date"]) + timedelta(days=30)).isoformat()
         self.stamp(rec, ts, created=True)
         biz.collections[resource].items[rec["id"]] = rec
@@ -589,34 +618,60 @@ class Store:
         self.touch()
         return rec
 
-    def _apply_invoice(self, rec, data):
+    def _apply_invoice(self, rec, data, kind):
         assign_fields(rec, data, INVOICE_FIELDS)
-        for field in ("date", "due_date"):
+        dates = ["date"] + (["due_date"] if kind.due_date else []) + (["expiry_date"] if kind.expiry_date else [])
+        if kind.is_credit_note:
+            dates.append("original_invoice_date")
+        for field in dates:
             if data.get(field) is not None:
                 rec[field] = _check_date(data[field], field)
+        if kind.is_quote and data.get("status_id"):
+            if data["status_id"] not in QUOTE_WRITABLE_STATUSES:
+                raise invalid(f"status_id must be one of {', '.join(QUOTE_WRITABLE_STATUSES)}", "status_id")
+            rec["_status"] = data["status_id"]
         if data.get("currency_id"):
             if data["currency_id"] not in CURRENCIES:
                 raise invalid("currency_id is invalid", "currency_id")
             rec["_currency"] = data["currency_id"]
-        if "invoice_lines" in data:
-            lines = data["invoice_lines"]
+        self._apply_rate(rec, data)
+        if kind.lines in data:
+            lines = data[kind.lines]
             if not isinstance(lines, list) or not lines:
-                raise invalid("invoice_lines can't be blank", "invoice_lines")
-            rec["_lines"] = [self._line(rec["id"], index, line) for index, line in enumerate(lines)]
+                raise invalid(f"{kind.lines} can't be blank", kind.lines)
+            rec["_lines"] = [self._line(rec["id"], index, line, kind.lines) for index, line in enumerate(lines)]
             self.recompute(rec)
 
     @staticmethod
-    def _line(invoice_id, index, data):
+    def _apply_rate(rec, data):
+        """``exchange_rate`` (units of the document's currency per 1 GBP) or ``inverse_exchange_rate``."""
+        rate = data.get("exchange_rate")
+        field = "exchange_rate"
+        if rate is None and data.get("inverse_exchange_rate") is not None:
+            field, inverse = "inverse_exchange_rate", data["inverse_exchange_rate"]
+            rate = 1 / inverse if isinstance(inverse, NUMBER) and not isinstance(inverse, bool) and inverse > 0 else 0
+        if rate is None:
+            if rec["_currency"] == BASE_CURRENCY:
+                rec.pop("_rate", None)
+            return
+        if not isinstance(rate, NUMBER) or isinstance(rate, bool) or rate <= 0:
+            raise invalid(f"{field} must be a positive number", field)
+        if rec["_currency"] == BASE_CURRENCY and round(rate, 6) != 1:
+            raise invalid(f"{field} must be 1 for the base currency", field)
+        rec["_rate"] = round(float(rate), 6)
+
+    @staticmethod
+    def _line(invoice_id, index, data, key="invoice_lines"):
         if not isinstance(data, dict):
-            raise invalid("invoice line must be an object", f"invoice_lines[{index}]")
+            raise invalid("line must be an object", f"{key}[{index}]")
         for field in ("description", "ledger_account_id", "quantity", "unit_price"):
             if data.get(field) is None:
-                raise invalid(f"{field} can't be blank", f"invoice_lines[{index}].{field}")
+                raise invalid(f"{field} can't be blank", f"{key}[{index}].{field}")
         line = {}
         assign_fields(line, data, LINE_FIELDS)
         rate_id = data.get("tax_rate_id") or "GB_STANDARD"
         if rate_id not in TAX_RATES:
-            raise invalid("tax_rate_id is invalid", f"invoice_lines[{index}].tax_rate_id")
+            raise invalid("tax_rate_id is invalid", f"{key}[{index}].tax_rate_id")
         net = money(line["quantity"] * line["unit_price"] - (line.get("discount_amount") or 0))
         tax = line.get("tax_amount")
         tax = money(net * TAX_RATES[rate_id][1]) if tax is None else money(tax)
@@ -628,48 +683,53 @@ class Store:
 
     @staticmethod
     def recompute(rec):
-        """Recompute the invoice totals from its lines and payments."""
+        """Recompute the totals from the lines and what was paid or allocated."""
         rec["net_amount"] = money(sum(line["net_amount"] for line in rec["_lines"]))
         rec["tax_amount"] = money(sum(line["tax_amount"] for line in rec["_lines"]))
         rec["total_amount"] = money(rec["net_amount"] + rec["tax_amount"])
         outstanding = 0.0 if rec["_status"] == "VOID" else rec["total_amount"] - rec["total_paid"]
         rec["outstanding_amount"] = money(outstanding)
 
+    @staticmethod
+    def rate(rec):
+        """Units of the record's currency per 1 GBP (its own ``exchange_rate`` or the sandbox's table)."""
+        return rec.get("_rate") or CURRENCIES[rec["_currency"]][1]
+
     def update_invoice(self, biz, resource, invoice_id, data):
-        """PUT an invoice; refused once it is void or has payments."""
+        """PUT an artefact; refused once it is void or has payments/allocations (quotes: once invoiced)."""
         rec = biz.get(resource, invoice_id)
-        if rec["_status"] == "VOID" or rec["total_paid"]:
-            raise invalid("Invoice cannot be edited once it is void or has payments")
-        self._apply_invoice(rec, data)
+        if rec["_status"] in ("VOID", "INVOICED") or rec["total_paid"]:
+            raise invalid(f"{render.LABELS[resource]} cannot be edited once it is void or has payments")
+        self._apply_invoice(rec, data, KINDS[resource])
         self.stamp(rec)
         self.touch()
         return rec
 
     def release_invoice(self, biz, resource, invoice_id):
-        """Turn a DRAFT invoice into an UNPAID one."""
+        """Turn a DRAFT invoice or credit note into an UNPAID one."""
         rec = biz.get(resource, invoice_id)
         if rec["_status"] != "DRAFT":
-            raise invalid("Only draft invoices can be released")
+            raise invalid("Only drafts can be released")
         rec["_status"] = "UNPAID"
         self.stamp(rec)
         self.touch()
         return rec
 
     def delete_invoice(self, biz, resource, invoice_id, void_reason=None):
-        """DELETE semantics: sales invoices are voided (drafts deleted), purchase invoices deleted.
+        """DELETE: sales invoices and credit notes are voided (drafts deleted); the others deleted.
 
         Returns the voided record, or ``None`` when the record was deleted.
         """
         rec = biz.get(resource, invoice_id)
         if rec["total_paid"]:
-            raise invalid("Invoice has payments allocated; remove them first")
-        if resource == "purchase_invoices" or rec["_status"] == "DRAFT":
+            raise invalid(f"{render.LABELS[resource]} has payments or allocations; remove them first")
+        if not KINDS[resource].void_on_delete or rec["_status"] == "DRAFT":
             self._bury(biz, resource, invoice_id)
             biz.transactions[rec["_contact"]].remove((resource, invoice_id))
             self.touch()
             return None
         if rec["_status"] == "VOID":
-            raise invalid("Invoice is already void")
+            raise invalid(f"{render.LABELS[resource]} is already void")
         if not void_reason:
             raise invalid("void_reason can't be blank", "void_reason")
         rec["_status"] = "VOID"
@@ -688,9 +748,7 @@ class Store:
         for field in ("contact_id", "date", "total_amount"):
             if data.get(field) in (None, ""):
                 raise invalid(f"{field} can't be blank", field)
-        contact = biz.collections["contacts"].items.get(data["contact_id"])
-        if contact is None:
-            raise invalid("contact_id is invalid", "contact_id")
+        contact = live(biz, "contacts", data["contact_id"], "contact_id")
         _check_date(data["date"], "date")
         total = data["total_amount"]
         if not isinstance(total, NUMBER) or total <= 0:
@@ -714,24 +772,98 @@ class Store:
             targets.append((inv, money(amount)))
         if money(sum(a for _, a in targets)) > money(total):
             raise invalid("allocations exceed total_amount", "allocated_artefacts")
+        currency = data.get("currency_id") or contact["_currency"]
+        if currency not in CURRENCIES:
+            raise invalid("currency_id is invalid", "currency_id")
         rec = {"id": new_id(), "_contact": contact["id"], "date": data["date"], "total_amount": money(total),
-               "reference": data.get("reference"), "_currency": data.get("currency_id") or contact["_currency"],
+               "reference": data.get("reference"), "_currency": currency,
                "_type": data.get("transaction_type_id") or (
                    "CUSTOMER_RECEIPT" if contact["_type"] == "CUSTOMER" else "VENDOR_PAYMENT"),
                "_allocations": []}
+        self._apply_rate(rec, data)
         self.stamp(rec, created=True)
         for inv, amount in targets:
-            inv["total_paid"] = money(inv["total_paid"] + amount)
-            self.recompute(inv)
-            inv["_status"] = "PAID" if inv["outstanding_amount"] <= 0 else "PART_PAID"
-            inv["last_paid"] = data["date"]
-            inv["_allocations"].append({"payment": rec["id"], "amount": amount, "date": data["date"]})
+            self._settle(inv, amount, data["date"], {"payment": rec["id"]})
             rec["_allocations"].append({"artefact": inv["id"], "amount": amount})
             self.stamp(inv)
         biz.collections["contact_payments"].items[rec["id"]] = rec
         biz.transactions.setdefault(contact["id"], []).append(("contact_payments", rec["id"]))
         self.touch()
         return rec
+
+    def _settle(self, target, amount, on_date, link):
+        """Count ``amount`` as paid/allocated on an invoice or credit note (negative: undo)."""
+        target["total_paid"] = money(target["total_paid"] + amount)
+        self.recompute(target)
+        if target["total_paid"] <= 0:
+            target["_status"] = "UNPAID"
+        else:
+            target["_status"] = "PAID" if target["outstanding_amount"] <= 0 else "PART_PAID"
+        if amount > 0:
+            target["last_paid"] = on_date
+        target["_allocations"].append({**link, "amount": amount, "date": on_date})
+
+    # ------------------------------------------------------------------ allocations
+    def create_allocation(self, biz, data, ts=None):
+        """Allocate credit notes against invoices of one contact (``contact_allocations``).
+
+        ``allocated_artefacts`` lists ``{artefact_id, amount}``: invoices with positive amounts,
+        credit notes with negative ones, summing to zero; each within what is outstanding.
+        """
+        return self._idempotent(biz, "contact_allocations", data, lambda: self._create_allocation(biz, data, ts))
+
+    def _create_allocation(self, biz, data, ts):
+        require(data, ("transaction_type_id", "contact_id", "allocated_artefacts"))
+        contact = live(biz, "contacts", data["contact_id"], "contact_id")
+        if ALLOCATION_TYPES.get(data["transaction_type_id"]) != contact["_type"]:
+            raise invalid("transaction_type_id is invalid", "transaction_type_id")
+        on_date = _check_date(data["date"], "date") if data.get("date") else self.clock.today()
+        if not isinstance(data["allocated_artefacts"], list):
+            raise invalid("allocated_artefacts must be a list", "allocated_artefacts")
+        targets = []
+        for index, alloc in enumerate(data["allocated_artefacts"]):
+            source = f"allocated_artefacts[{index}]"
+            target_id = (alloc or {}).get("artefact_id") if isinstance(alloc, dict) else None
+            found = [(r, biz.collections[r].items[target_id]) for r in INVOICE_RESOURCES + CREDIT_NOTE_RESOURCES
+                     if target_id in biz.collections[r].items]
+            if not found or found[0][1]["_contact"] != contact["id"]:
+                raise invalid("artefact_id is invalid", f"{source}.artefact_id")
+            resource, target = found[0]
+            amount = alloc.get("amount")
+            if not isinstance(amount, NUMBER) or isinstance(amount, bool) or not amount:
+                raise invalid("amount must be a non-zero number", f"{source}.amount")
+            if (amount < 0) != (resource in CREDIT_NOTE_RESOURCES):
+                raise invalid("amount must be positive for invoices and negative for credit notes", f"{source}.amount")
+            if target["_status"] in ("DRAFT", "VOID"):
+                raise invalid("Draft or void artefacts cannot be allocated", f"{source}.artefact_id")
+            if money(abs(amount)) > target["outstanding_amount"]:
+                raise invalid("amount exceeds the outstanding amount", f"{source}.amount")
+            targets.append((resource, target, money(amount)))
+        if len(targets) < 2 or money(sum(a for _, _, a in targets)) != 0:
+            raise invalid("allocated amounts must balance to zero", "allocated_artefacts")
+        rec = {"id": new_id(), "_contact": contact["id"], "date": on_date, "_type": data["transaction_type_id"],
+               "_allocations": [{"artefact": t["id"], "resource": r, "amount": a} for r, t, a in targets]}
+        self.stamp(rec, ts, created=True)
+        for _, target, amount in targets:
+            self._settle(target, abs(amount), on_date, {"allocation": rec["id"]})
+            if ts is None:
+                self.stamp(target)
+        biz.collections["contact_allocations"].items[rec["id"]] = rec
+        biz.transactions.setdefault(contact["id"], []).append(("contact_allocations", rec["id"]))
+        self.touch()
+        return rec
+
+    def delete_allocation(self, biz, allocation_id):
+        """Undo an allocation: the invoices and credit notes it touched are outstanding again."""
+        rec = biz.get("contact_allocations", allocation_id)
+        for alloc in rec["_allocations"]:
+            target = biz.collections[alloc["resource"]].items.get(alloc["artefact"])
+            if target:
+                self._settle(target, -abs(alloc["amount"]), rec["date"], {"allocation": rec["id"]})
+                self.stamp(target)
+        self._bury(biz, "contact_allocations", allocation_id)
+        biz.transactions[rec["_contact"]].remove(("contact_allocations", allocation_id))
+        self.touch()
 
     # ------------------------------------------------------------------ persistence
     def dump(self):
@@ -742,6 +874,7 @@ class Store:
                 "clock_offset": self.clock.offset,
                 "businesses": [{
                     "id": b.id, "name": b.name, "created": b.created, "next_invoice_number": b.next_invoice_number,
+                    "next_numbers": b.next_numbers,
                     "idempotency": b.idempotency,
                     "collections": {n: {"items": list(c.items.values()), "deleted": list(c.deleted.values())}
                                     for n, c in b.collections.items()},
@@ -759,6 +892,7 @@ class Store:
             for raw in state["businesses"]:
                 biz = Business(raw["id"], raw["name"], raw["created"])
                 biz.next_invoice_number = raw["next_invoice_number"]
+                biz.next_numbers = raw.get("next_numbers", {})
                 biz.idempotency = raw["idempotency"]
                 for name_, coll in raw["collections"].items():
                     biz.collections[name_].items = {r["id"]: r for r in coll["items"]}
