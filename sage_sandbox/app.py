@@ -309,7 +309,8 @@ class SandboxApp:
             rec = store.delete_invoice(biz, resource, key, reason)
             return json_response(200, store.render(biz, resource, rec)) if rec else Response(204)
         deleters = {"contacts": store.delete_contact, "addresses": store.delete_address,
-                    "contact_persons": store.delete_person, "contact_allocations": store.delete_allocation}
+                    "contact_persons": store.delete_person, "contact_allocations": store.delete_allocation,
+                    "contact_payments": store.delete_payment}
         if resource not in deleters:
             raise not_found("Endpoint")
         deleters[resource](biz, key)

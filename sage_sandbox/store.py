@@ -791,6 +791,18 @@ class Store:
         self.touch()
         return rec
 
+    def delete_payment(self, biz, payment_id):
+        """Delete a payment: the invoices it paid are outstanding again, and its part on account goes."""
+        rec = biz.get("contact_payments", payment_id)
+        for alloc in rec["_allocations"]:
+            target = biz.find("sales_invoices", alloc["artefact"]) or biz.find("purchase_invoices", alloc["artefact"])
+            if target:
+                self._settle(target, -alloc["amount"], rec["date"], {"payment": rec["id"]})
+                self.stamp(target)
+        self._bury(biz, "contact_payments", payment_id)
+        biz.transactions[rec["_contact"]].remove(("contact_payments", payment_id))
+        self.touch()
+
     def _settle(self, target, amount, on_date, link):
         """Count ``amount`` as paid/allocated on an invoice or credit note (negative: undo)."""
         target["total_paid"] = money(target["total_paid"] + amount)

@@ -210,6 +210,9 @@ def test_balance_invoices_less_credit_notes_and_payments_on_account(sapi):
     on_account = sapi.post("/contact_payments", json={"contact_payment": {
         "contact_id": customer["id"], "date": "2026-03-03", "total_amount": 25.0}})
     assert on_account.status_code == 201 and balance(sapi, customer) == 55.0
+    assert sapi.delete(f"/contact_payments/{pay.json()['id']}").status_code == 204
+    assert balance(sapi, customer) == 155.0  # the 60 paid and the 40 on account are owed again
+    assert sapi.get(invoice["$path"]).json()["status"]["id"] == "UNPAID"
 
 
 def test_show_balance_adds_balance_to_listings(sapi):
