@@ -9,8 +9,9 @@ Main pieces:
 * :class:`SageOAuth` - authorization URL (PKCE S256), code exchange, token
   refresh (Sage rotates the refresh token on every refresh) and revocation.
 * :class:`SageClient` - API calls with a Bearer token, ``X-Business`` header,
-  proactive and reactive (401) token refresh, ``$next`` paging, retries on
-  429 / 5xx / network errors, and mapping of Sage's error array to exceptions.
+  proactive and reactive (401) token refresh, paging (pages read ahead in a few
+  threads, or ``$next`` followed), retries on 429 / 5xx / network errors, and
+  mapping of Sage's error array to exceptions.
 
 Security rules kept throughout: access tokens, refresh tokens, client secrets
 and authorization codes never appear in log records or exception messages.
@@ -30,7 +31,20 @@ On 429 the ``Retry-After`` header (seconds or HTTP date) is honoured when
 present, otherwise the wait is exponential backoff with full jitter capped at
 ``backoff_cap``.  A ``Retry-After`` longer than ``backoff_cap`` is not slept
 through: :class:`SageRateLimitError` is raised at once with ``retry_after``
-so that the caller can reschedule.
+so that the caller can reschedule.  A 429 pauses every thread of the client, not
+only the one that got it: the others wait for the same ``Retry-After``.
+
+Reading ahead: when the first page of a listing gives ``$total`` and
+``$itemsPerPage`` and its ``$next`` names the next page by number, the next
+``prefetch`` pages (default :data:`DEFAULT_PREFETCH`) are read by page number in
+worker threads while the caller works on the current page; the pages are still
+yielded one by one, in order.  The workers send plain HTTP only: each has its
+own ``requests.Session`` (a session's cookie jar and connection pool are not
+meant to be shared between threads), and a worker never refreshes the token
+itself, because a ``refresh_handler`` may use the caller's database cursor.  A
+worker whose token is about to expire, or answered 401, hands its page back to
+the caller's thread, which refreshes once (the token lock makes a refresh that
+another thread already did a no-op) and sends the page again.
 """
 
 import contextlib
@@ -43,6 +57,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -62,6 +77,10 @@ TOKEN_EXPIRY_MARGIN = 60
 #: Sage's documented lifetimes, used when a token response omits them.
 DEFAULT_ACCESS_TOKEN_LIFETIME = 300
 DEFAULT_REFRESH_TOKEN_LIFETIME = 31 * 24 * 3600
+
+#: Pages read ahead by :meth:`SageClient.iter_pages` (1 = one page at a time, following ``$next``).
+#: Sage allows 150 concurrent requests per app; a few are enough to hide its latency.
+DEFAULT_PREFETCH = 4
 
 #: Token endpoint error codes meaning the connection must be re-authorised.
 AUTH_ERROR_CODES = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
@@ -130,6 +149,23 @@ class SageValidationError(SageError):
 
 class SageNotFoundError(SageError):
     """HTTP 404: unknown endpoint or record id."""
+
+
+class _TokenStale(Exception):
+    """A read-ahead worker needs a token refresh, which only the caller's thread makes.
+
+    ``token`` is the token the worker had; ``answered_401`` tells a 401 from a token that
+    expires within :data:`TOKEN_EXPIRY_MARGIN` (nothing was sent then).
+    """
+
+    def __init__(self, token, answered_401):
+        super().__init__("token refresh needed")
+        self.token = token
+        self.answered_401 = answered_401
+
+
+class _Cancelled(Exception):
+    """The listing was closed: a read-ahead worker stops before its next attempt."""
 
 
 def format_sage_errors(errors):
@@ -547,6 +583,7 @@ class SageClient:
         session=None,
         sleep=time.sleep,
         clock=time.time,
+        prefetch=None,
     ):
         self.settings = settings
         self.business_id = business_id
@@ -561,12 +598,26 @@ class SageClient:
         api = urlsplit(settings.api_url)
         self._origin = (api.scheme, api.netloc)
         self._base_path = api.path.rstrip("/")
-        #: HTTP requests sent to the API (token endpoint calls excluded).
+        if prefetch is not None:
+            self.prefetch = max(1, int(prefetch))
+        #: HTTP requests sent to the API (token endpoint calls excluded), from every thread.
         self.request_count = 0
-        #: Envelope data of the last page read by :meth:`iter_pages`.
+        #: Envelope data of the last page yielded by :meth:`iter_pages`.
         self.last_page = {}
         #: ``jitter(low, high)`` used for backoff; replaceable in tests.
         self.jitter = random.uniform
+        # One refresh at a time; a thread that waited finds the token refreshed and keeps it.
+        self._token_lock = threading.RLock()
+        self._count_lock = threading.Lock()
+        # Clock time before which no thread sends (set by a 429), and per thread the pause
+        # it has already waited for.
+        self._pause_lock = threading.Lock()
+        self._pause_until = 0.0
+        self._local = threading.local()
+
+    #: Pages :meth:`iter_pages` reads ahead in worker threads (1 = none); the ``prefetch``
+    #: argument sets it for one client, assigning the class attribute for every client.
+    prefetch = DEFAULT_PREFETCH
 
     # -- tokens ------------------------------------------------------------
 
@@ -574,29 +625,44 @@ class SageClient:
     def token(self):
         return dict(self._token)
 
-    def ensure_token(self):
-        """Refresh when the access token is missing or expires within 60 s."""
-        expires_at = self._token.get("expires_at")
-        if (
-            not self._token.get("access_token")
+    def _expiring(self, token):
+        expires_at = token.get("expires_at")
+        return (
+            not token.get("access_token")
             or expires_at is None
             or expires_at < self._clock() + TOKEN_EXPIRY_MARGIN
-        ):
-            self.refresh_token()
+        )
+
+    def ensure_token(self):
+        """Refresh when the access token is missing or expires within 60 s."""
+        if self._expiring(self._token):
+            with self._token_lock:
+                if self._expiring(self._token):  # not refreshed by another thread meanwhile
+                    self.refresh_token()
 
     def refresh_token(self):
         """Force a refresh, through ``refresh_handler`` when one was given."""
-        stale = dict(self._token)
-        if self._refresh_handler is not None:
-            fresh = self._refresh_handler(stale)
-            if not fresh or not fresh.get("access_token"):
-                raise SageAuthError("Sage token refresh returned no access token", code="no_token")
-            self._token = normalize_token(fresh, self._clock())
-        else:
-            self._token = self._oauth.refresh(stale.get("refresh_token"))
-            if self._token_saver is not None:
-                self._token_saver(dict(self._token))
-        return dict(self._token)
+        with self._token_lock:
+            stale = dict(self._token)
+            if self._refresh_handler is not None:
+                fresh = self._refresh_handler(stale)
+                if not fresh or not fresh.get("access_token"):
+                    raise SageAuthError("Sage token refresh returned no access token", code="no_token")
+                self._token = normalize_token(fresh, self._clock())
+            else:
+                self._token = self._oauth.refresh(stale.get("refresh_token"))
+                if self._token_saver is not None:
+                    self._token_saver(dict(self._token))
+            return dict(self._token)
+
+    def _refresh_after_401(self, used):
+        """Refresh after a 401 answered to ``used``, unless another thread already replaced it.
+
+        Several requests refused at once therefore cost one refresh, not one each.
+        """
+        with self._token_lock:
+            if self._token.get("access_token") == used.get("access_token"):
+                self.refresh_token()
 
     # -- business ----------------------------------------------------------
 
@@ -617,10 +683,16 @@ class SageClient:
     # -- listing -----------------------------------------------------------
 
     def iter_pages(self, resource, attributes="all", items_per_page=200, **filters) -> Iterator[list]:
-        """Yield the ``$items`` of each page, following ``$next`` until null.
+        """Yield the ``$items`` of each page, in order, until the last page.
 
-        Lazy: a page is fetched only when the previous one has been consumed.
-        Empty pages are not yielded.  None-valued filters are dropped.
+        Lazy: nothing is read before the first page is asked for. Empty pages are not yielded.
+        None-valued filters are dropped. When the first page gives ``$total`` and
+        ``$itemsPerPage`` and ``prefetch`` is above 1, the following pages are read ahead by
+        page number, at most ``prefetch`` at a time, in worker threads, while the caller works
+        on the current page (see the module's docstring); after the last of them, ``$next`` is
+        still followed, so records added meanwhile are read too. Otherwise each page is read
+        once the previous one was consumed, following ``$next`` until null. Closing the
+        generator early cancels the pages not read yet.
         """
         if isinstance(attributes, (list, tuple)):
             attributes = ",".join(attributes)
@@ -635,18 +707,13 @@ class SageClient:
     def _pages(self, path, params, first):
         data = first if first is not None else self.request("GET", path, params=params)
         seen = {self._url(path, params)}
+        plan = self._read_ahead_plan(data, params)
+        if plan:
+            data = yield from self._read_ahead(data, seen, *plan)
+        else:
+            yield from self._page_items(data)
         while True:
-            data = data if isinstance(data, dict) else {}
-            items = data.get("$items") or []
-            self.last_page = {
-                "total": data.get("$total"),
-                "page": data.get("$page"),
-                "items_per_page": data.get("$itemsPerPage", data.get("$items_per_page")),
-                "next": data.get("$next"),
-            }
-            if items:
-                yield items
-            next_link = data.get("$next")
+            next_link = data.get("$next") if isinstance(data, dict) else None
             if not next_link:
                 return
             url = self._next_url(next_link, params)
@@ -655,6 +722,129 @@ class SageClient:
                 return
             seen.add(url)
             data = self.request("GET", url)
+            yield from self._page_items(data)
+
+    def _page_items(self, data):
+        """Yield the page's items, if any, recording its envelope in ``last_page``."""
+        data = data if isinstance(data, dict) else {}
+        self.last_page = {
+            "total": data.get("$total"),
+            "page": data.get("$page"),
+            "items_per_page": data.get("$itemsPerPage", data.get("$items_per_page")),
+            "next": data.get("$next"),
+        }
+        items = data.get("$items") or []
+        if items:
+            yield items
+
+    def _read_ahead_plan(self, first, params):
+        """``(url of page n, last page number)`` when the pages after ``first`` can be read by
+        number: ``$total`` and ``$itemsPerPage`` given, ``$next`` naming page 2. Else None."""
+        if self.prefetch <= 1 or not isinstance(first, dict) or not first.get("$next"):
+            return None
+        total = first.get("$total")
+        per_page = first.get("$itemsPerPage", first.get("$items_per_page"))
+        try:
+            total, per_page = int(total), int(per_page)
+        except (TypeError, ValueError):
+            return None  # Sage may omit them: follow $next instead
+        last = -(-total // per_page) if per_page > 0 else 0
+        parts = urlsplit(self._next_url(first["$next"], params))
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if last < 2 or query.get("page") != "2":
+            return None
+        query["items_per_page"] = str(per_page)
+
+        def page_url(number):
+            return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode({**query, "page": number}), ""))
+
+        return page_url, last
+
+    def _read_ahead(self, first, seen, page_url, last):
+        """Yield pages 1 to ``last`` (``first`` is page 1) while workers read the next ones.
+
+        Returns the envelope of page ``last``, whose ``$next`` the caller goes on following.
+        """
+        cancel = threading.Event()
+        sessions = []
+        futures = {}
+        upcoming = 2
+
+        def start_worker():
+            self._local.session = self._worker_session()
+            sessions.append(self._local.session)
+
+        def submit(number, refreshed=False, check_expiry=True):
+            futures[number] = pool.submit(
+                self._send, "GET", page_url(number), worker=cancel, refreshed=refreshed, check_expiry=check_expiry)
+
+        def top_up(current):
+            nonlocal upcoming
+            self.ensure_token()  # here, on the caller's thread, before the workers need it
+            while upcoming <= min(last, current + self.prefetch):
+                seen.add(page_url(upcoming))
+                submit(upcoming)
+                upcoming += 1
+
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.prefetch, last - 1), thread_name_prefix="sage-read-ahead",
+            initializer=start_worker,
+        )
+        finished = False
+        try:
+            top_up(1)
+            yield from self._page_items(first)
+            data = first
+            for number in range(2, last + 1):
+                data = self._read_ahead_result(number, futures, submit)
+                top_up(number)
+                yield from self._page_items(data)
+            finished = True
+            return data
+        finally:
+            cancel.set()
+            for future in futures.values():
+                future.cancel()
+            # After the last page nothing runs any more; after an early close, workers still
+            # in a call finish it in the background and their answers are dropped.
+            pool.shutdown(wait=finished, cancel_futures=True)
+            if finished:
+                for session in sessions:
+                    session.close()
+
+    def _read_ahead_result(self, number, futures, submit):
+        """The envelope of page ``number``; refreshes the token here when a worker needed it."""
+        while True:
+            try:
+                return futures.pop(number).result()
+            except _TokenStale as stale:
+                if stale.answered_401:
+                    self._refresh_after_401(stale.token)
+                else:
+                    self.ensure_token()
+                # This page and every other one handed back are sent again with the new token.
+                again = {number: stale}
+                for other, future in futures.items():
+                    if future.done() and isinstance(future.exception(), _TokenStale):
+                        again[other] = future.exception()
+                for page, reason in sorted(again.items()):
+                    submit(page, refreshed=reason.answered_401, check_expiry=False)
+
+    def _worker_session(self):
+        """A session for one read-ahead worker, configured like the client's own.
+
+        Custom adapters given with ``session`` are shared (thread-safe transports are expected);
+        plain ones are not: each worker gets its own connection pool.
+        """
+        base = self._session
+        session = requests.Session()
+        session.headers.update(base.headers)
+        session.verify, session.cert, session.trust_env = base.verify, base.cert, base.trust_env
+        session.proxies.update(base.proxies)
+        for prefix, adapter in base.adapters.items():
+            if type(adapter) is not requests.adapters.HTTPAdapter:
+                session.mount(prefix, adapter)
+        return session
 
     def _next_url(self, next_link, params):
         """Absolute URL for ``$next``, keeping original params it does not repeat."""
@@ -720,22 +910,39 @@ class SageClient:
 
         Returns the decoded JSON body, or None for an empty body (e.g. 204).
         """
-        method = method.upper()
-        url = self._url(path, params)
+        return self._send(method.upper(), self._url(path, params), json=json)
+
+    def _send(self, method, url, json=None, worker=None, refreshed=False, check_expiry=True):
+        """:meth:`request` for an absolute ``url``.
+
+        ``worker`` is None on the caller's thread. In a read-ahead worker it is the listing's
+        cancel event: the call then uses the thread's own session, raises :class:`_Cancelled`
+        once the listing is closed, and raises :class:`_TokenStale` instead of refreshing
+        (``refreshed``: the caller refreshed already for this call, so a 401 is final;
+        ``check_expiry``: False when the caller has just made sure of the token).
+        """
         log_path = urlsplit(url).path
         retry_safe = method in _RETRY_SAFE_METHODS or _has_idempotency_id(json)
+        session = self._session if worker is None else self._local.session
         headers = {"Accept": "application/json"}
         if self.business_id and self._needs_business_header(url):
             headers["X-Business"] = self.business_id
         attempt = 0
-        refreshed = False
         while True:
-            self.ensure_token()
-            headers["Authorization"] = f"Bearer {self._token['access_token']}"
-            self.request_count += 1
+            if worker is None:
+                self.ensure_token()
+            elif worker.is_set():
+                raise _Cancelled()
+            token = self._token
+            if worker is not None and check_expiry and self._expiring(token):
+                raise _TokenStale(token, answered_401=False)
+            headers["Authorization"] = f"Bearer {token['access_token']}"
+            self._wait_turn(worker)
+            with self._count_lock:
+                self.request_count += 1
             started = time.monotonic()
             try:
-                response = self._session.request(
+                response = session.request(
                     method, url, json=json, headers=headers, timeout=self.settings.timeout
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
@@ -750,7 +957,7 @@ class SageClient:
                     raise SageTransientError(
                         f"Sage {method} {log_path} failed ({reason}) after {attempt + 1} attempts"
                     ) from None
-                self._wait(self._backoff(attempt), method, log_path, reason)
+                self._wait(self._backoff(attempt), method, log_path, reason, worker)
                 attempt += 1
                 continue
             status = response.status_code
@@ -758,9 +965,11 @@ class SageClient:
                 "Sage %s %s -> %s in %.0f ms", method, log_path, status, (time.monotonic() - started) * 1000
             )
             if status == 401 and not refreshed:
-                _logger.info("Sage %s %s answered 401; refreshing the token once", method, log_path)
                 refreshed = True
-                self.refresh_token()
+                if worker is not None:
+                    raise _TokenStale(token, answered_401=True)
+                _logger.info("Sage %s %s answered 401; refreshing the token once", method, log_path)
+                self._refresh_after_401(token)
                 continue
             if status == 429:
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"), self._clock())
@@ -769,13 +978,13 @@ class SageClient:
                 if attempt >= self.settings.max_retries:
                     raise self._error(response, method, log_path, retry_after=retry_after)
                 delay = retry_after if retry_after is not None else self._backoff(attempt)
-                self._wait(delay, method, log_path, "HTTP 429")
+                self._wait(self._pause_all(delay), method, log_path, "HTTP 429", worker)
                 attempt += 1
                 continue
             if status >= 500:
                 if not retry_safe or attempt >= self.settings.max_retries:
                     raise self._error(response, method, log_path, attempts=attempt + 1)
-                self._wait(self._backoff(attempt), method, log_path, f"HTTP {status}")
+                self._wait(self._backoff(attempt), method, log_path, f"HTTP {status}", worker)
                 attempt += 1
                 continue
             if status >= 400:
@@ -790,9 +999,41 @@ class SageClient:
                 )
             return data
 
-    def _wait(self, delay, method, log_path, reason):
+    # -- shared pause after a 429 -----------------------------------------
+
+    def _pause_all(self, delay):
+        """Make every thread of this client wait ``delay`` seconds from now; return this
+        thread's own wait (longer when another thread's pause ends later)."""
+        with self._pause_lock:
+            self._pause_until = until = max(self._pause_until, self._clock() + delay)
+        self._local.paused_until = until
+        return max(delay, until - self._clock())
+
+    def _wait_turn(self, worker=None):
+        """Before sending: wait out a pause another thread was asked for (a 429)."""
+        with self._pause_lock:
+            until = self._pause_until
+        if until <= getattr(self._local, "paused_until", 0.0):
+            return
+        self._local.paused_until = until
+        remaining = until - self._clock()
+        if remaining > 0:
+            _logger.info("Sage: another request was rate limited; waiting %.2f s", remaining)
+            self._nap(remaining, worker)
+
+    def _wait(self, delay, method, log_path, reason, worker=None):
         _logger.warning("Sage %s %s: %s, retrying in %.2f s", method, log_path, reason, delay)
-        self._sleep(delay)
+        self._nap(delay, worker)
+
+    def _nap(self, seconds, worker):
+        """Sleep; a worker wakes up as soon as its listing is closed (with the real clock)."""
+        if worker is not None and self._sleep is time.sleep:
+            if worker.wait(seconds):
+                raise _Cancelled()
+            return
+        self._sleep(seconds)
+        if worker is not None and worker.is_set():
+            raise _Cancelled()
 
     def _error(self, response, method, log_path, retry_after=None, attempts=1):
         """Build the exception for a final error response."""

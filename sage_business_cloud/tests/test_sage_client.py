@@ -12,7 +12,10 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import sys
+import threading
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -65,10 +68,19 @@ class Sleeper:
         self.calls.append(seconds)
 
 
+def read_ahead_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("sage-read-ahead")]
+
+
 @pytest.fixture
 def rsps():
     with responses.RequestsMock() as mock:
         yield mock
+        # A listing that stopped early leaves its workers to finish their last call in the
+        # background: let them end here, or they would send it to the next test's mock.
+        deadline = time.monotonic() + 5
+        while read_ahead_threads() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 @pytest.fixture
@@ -550,3 +562,259 @@ def test_request_body_is_json(rsps, make_client):
     make_client().create("addresses", {"name": "Main"})
 
     assert json.loads(rsps.calls[0].request.body) == {"address": {"name": "Main"}}
+
+
+# -- reading ahead -----------------------------------------------------------
+
+
+class Listing:
+    """A fake Sage listing of ``total`` contacts answering by page number, safe across threads.
+
+    ``hook(page, request)`` may return an answer ``(status, headers, body)`` instead of the page;
+    ``delay(page)`` is how long the answer takes. Counts requests and how many were in flight.
+    """
+
+    def __init__(self, total, per_page=2, with_total=True, hook=None, delay=None):
+        self.total, self.per_page, self.with_total = total, per_page, with_total
+        self.hook, self.delay = hook, delay
+        self.lock = threading.Lock()
+        self.asked = []
+        self.in_flight = self.max_in_flight = 0
+
+    def ids(self, page):
+        start = (page - 1) * self.per_page
+        return [str(n) for n in range(start + 1, min(start + self.per_page, self.total) + 1)]
+
+    def __call__(self, request):
+        page = int(query_of(request.url).get("page", 1))
+        with self.lock:
+            self.asked.append(page)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay(page))
+            answer = self.hook(page, request) if self.hook else None
+            if answer:
+                return answer
+            last = max(1, -(-self.total // self.per_page))
+            body = {"$items": [{"id": i} for i in self.ids(page)], "$page": page, "$itemsPerPage": self.per_page,
+                    "$next": f"/contacts?page={page + 1}&items_per_page={self.per_page}" if page < last else None}
+            if self.with_total:
+                body["$total"] = self.total
+            return 200, {}, json.dumps(body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def serve(self, rsps):
+        rsps.add_callback(responses.GET, re.compile(re.escape(f"{API}/contacts") + r"(\?.*)?$"), callback=self)
+        return self
+
+
+def query_of(url):
+    return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
+
+
+def ids_of(pages):
+    return [item["id"] for page in pages for item in page]
+
+
+def test_read_ahead_yields_pages_in_order_and_reads_each_once(rsps, make_client):
+    # Every third page answers late, so that the workers finish out of order.
+    listing = Listing(20, delay=lambda page: 0.05 if page % 3 == 2 else 0).serve(rsps)
+    client = make_client(prefetch=3)
+
+    pages = list(client.iter_pages("contacts"))
+
+    assert pages == [[{"id": i} for i in listing.ids(n)] for n in range(1, 11)]
+    assert sorted(listing.asked) == list(range(1, 11))
+    assert listing.max_in_flight >= 2  # really read ahead
+    assert client.request_count == 10
+    assert client.last_page["page"] == 10
+    # Later pages are read with the page size Sage answered (2), not the one asked for (200).
+    assert {query_of(call.request.url)["items_per_page"] for call in rsps.calls[1:]} == {"2"}
+
+
+def test_read_ahead_keeps_at_most_prefetch_pages_in_flight(rsps, make_client):
+    listing = Listing(24, delay=lambda page: 0.02).serve(rsps)
+    client = make_client(prefetch=3)
+
+    for number, _page in enumerate(client.iter_pages("contacts"), start=1):
+        time.sleep(0.03)  # the caller works on the page meanwhile
+        # Never more than 3 pages beyond the one being worked on.
+        assert max(listing.asked) <= number + 3
+
+    assert 2 <= listing.max_in_flight <= 3
+    assert len(listing.asked) == 12
+
+
+def test_prefetch_one_reads_a_page_when_the_previous_one_was_consumed(rsps, make_client):
+    listing = Listing(6).serve(rsps)
+    pages = make_client(prefetch=1).iter_pages("contacts")
+
+    assert next(pages) == [{"id": "1"}, {"id": "2"}]
+    assert listing.asked == [1]
+    assert next(pages) == [{"id": "3"}, {"id": "4"}]
+    assert listing.asked == [1, 2]
+    assert ids_of(pages) == ["5", "6"]
+
+
+def test_without_total_pages_follow_next_one_at_a_time(rsps, make_client):
+    listing = Listing(6, with_total=False).serve(rsps)
+    client = make_client(prefetch=4)
+    pages = client.iter_pages("contacts")
+
+    assert next(pages) == [{"id": "1"}, {"id": "2"}]
+    time.sleep(0.05)
+    assert listing.asked == [1]
+    assert ids_of(pages) == ["3", "4", "5", "6"]
+    assert listing.asked == [1, 2, 3]
+    # $next was followed as given (its page size, no attributes added by us are lost).
+    assert query_of(rsps.calls[1].request.url) == {"page": "2", "items_per_page": "2", "attributes": "all"}
+
+
+def test_records_added_while_paging_are_read_after_the_last_planned_page(rsps, make_client):
+    def grow(page, _request):
+        if page == 3:
+            listing.total = 9  # two pages more appear while page 3 is read
+
+    listing = Listing(6, hook=grow).serve(rsps)
+
+    pages = list(make_client(prefetch=2).iter_pages("contacts"))
+
+    assert ids_of(pages) == [str(n) for n in range(1, 10)]
+    assert sorted(listing.asked) == [1, 2, 3, 4, 5]
+
+
+def test_empty_pages_are_not_yielded_with_read_ahead(rsps, make_client):
+    listing = Listing(8, hook=lambda page, _r: (200, {}, json.dumps({
+        "$items": [], "$total": 8, "$itemsPerPage": 2, "$next": "/contacts?page=4"})) if page == 3 else None)
+    listing.serve(rsps)
+
+    pages = list(make_client(prefetch=3).iter_pages("contacts"))
+
+    assert ids_of(pages) == ["1", "2", "3", "4", "7", "8"]
+    assert len(pages) == 3
+
+
+def test_concurrent_401s_cost_one_refresh_made_on_the_callers_thread(rsps, make_client):
+    refused = threading.Barrier(3, timeout=5)
+
+    def expire(page, request):
+        if page > 1 and request.headers["Authorization"] == f"Bearer {ACCESS}":
+            refused.wait()  # the three workers are refused at the same time
+            return 401, {}, ""
+        return None
+
+    listing = Listing(8, hook=expire).serve(rsps)
+    refreshes = []
+
+    def handler(stale):
+        refreshes.append((stale["access_token"], threading.current_thread()))
+        return {"access_token": NEW_ACCESS, "refresh_token": NEW_REFRESH, "expires_in": 300}
+
+    client = make_client(prefetch=3, refresh_handler=handler)
+
+    assert ids_of(client.iter_pages("contacts")) == [str(n) for n in range(1, 9)]
+    assert refreshes == [(ACCESS, threading.current_thread())]
+    assert client.request_count == 7 == len(listing.asked)  # 1 + 3 refused + 3 again
+    assert client.token["access_token"] == NEW_ACCESS
+
+
+def test_401_surviving_the_refresh_in_a_worker_raises_auth_error_at_its_page(rsps, make_client):
+    listing = Listing(8, hook=lambda page, _r: (401, {}, "") if page == 3 else None).serve(rsps)
+    refreshes = []
+
+    def handler(stale):
+        refreshes.append(stale)
+        return {"access_token": NEW_ACCESS, "refresh_token": NEW_REFRESH, "expires_in": 300}
+
+    pages = make_client(prefetch=3, refresh_handler=handler).iter_pages("contacts")
+
+    assert ids_of([next(pages), next(pages)]) == ["1", "2", "3", "4"]
+    with pytest.raises(sc.SageAuthError):
+        next(pages)
+    assert len(refreshes) == 1
+    assert listing.asked.count(3) == 2
+
+
+def test_token_expiring_during_read_ahead_is_refreshed_once_on_the_callers_thread(rsps, make_client, clock):
+    listing = Listing(12).serve(rsps)
+    refreshes = []
+
+    def handler(stale):
+        refreshes.append(threading.current_thread())
+        return {"access_token": NEW_ACCESS, "refresh_token": NEW_REFRESH, "expires_in": 300}
+
+    pages = make_client(prefetch=2, refresh_handler=handler, expires_in=120).iter_pages("contacts")
+    assert next(pages) == [{"id": "1"}, {"id": "2"}]
+    clock.now += 90  # now the token expires within the 60 s margin
+
+    assert ids_of(pages) == [str(n) for n in range(3, 13)]
+    assert refreshes == [threading.current_thread()]
+    assert len(listing.asked) == 6
+    # Whatever was sent after the refresh carried the new token.
+    late = [call for call in rsps.calls if query_of(call.request.url).get("page") in ("5", "6")]
+    assert {call.request.headers["Authorization"] for call in late} == {f"Bearer {NEW_ACCESS}"}
+
+
+def test_429_in_one_worker_pauses_the_others(rsps, make_client, sleeper):
+    answered = set()
+    page_3_sent = threading.Event()
+
+    def rate_limit(page, _request):
+        if page in answered:
+            return None
+        answered.add(page)
+        if page == 2:
+            page_3_sent.wait(5)  # both pages are in flight, in two workers
+            return 429, {"Retry-After": "5"}, ""
+        if page == 3:
+            page_3_sent.set()
+            # Refused (503) only once page 2's worker is waiting out its 429.
+            deadline = time.monotonic() + 5
+            while not sleeper.calls and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return 503, {}, ""
+        return None
+
+    Listing(6, hook=rate_limit).serve(rsps)
+    client = make_client(prefetch=2)
+    client.jitter = lambda low, high: 0.1
+
+    assert ids_of(client.iter_pages("contacts")) == ["1", "2", "3", "4", "5", "6"]
+    # Page 3's worker would have retried after 0.1 s; it waited for the 429's 5 s too.
+    assert sorted(sleeper.calls) == [0.1, 5.0, 5.0]
+    assert client.request_count == 5
+
+
+def test_closing_the_listing_early_cancels_the_pages_not_read(rsps, make_client):
+    listing = Listing(40, delay=lambda page: 0.02).serve(rsps)
+    pages = make_client(prefetch=3).iter_pages("contacts")
+
+    assert ids_of([next(pages), next(pages)]) == ["1", "2", "3", "4"]
+    pages.close()
+    time.sleep(0.2)
+    asked = len(listing.asked)
+    time.sleep(0.2)
+
+    assert len(listing.asked) == asked <= 2 + 3
+    assert not read_ahead_threads()
+
+
+def test_request_count_adds_up_every_threads_requests(rsps, make_client, sleeper):
+    failed = set()
+
+    def flaky(page, _request):
+        if page in (5, 9, 13) and page not in failed:
+            failed.add(page)
+            return 503, {}, ""
+        return None
+
+    listing = Listing(60, hook=flaky).serve(rsps)
+    client = make_client(prefetch=4)
+
+    assert len(list(client.iter_pages("contacts"))) == 30
+    assert client.request_count == 33 == len(listing.asked) == len(rsps.calls)
+    assert len(sleeper.calls) == 3
