@@ -28,4 +28,9 @@
         "wizard/sage_link_wizard_views.xml",
         "views/res_partner_export_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "sage_business_cloud/static/tests/tours/**/*",
+        ],
+    },
 }
