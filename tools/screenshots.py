@@ -133,8 +133,11 @@ class Chromium:
                 "description", result["exceptionDetails"].get("text")))
         return result["result"].get("value")
 
-    def wait_for(self, selector, timeout=30):
-        """Wait until ``selector`` is on the page and the web client is idle, then let it paint."""
+    def wait_for(self, selector, timeout=120):
+        """Wait until ``selector`` is on the page and the web client is idle, then let it paint.
+
+        The first page of a fresh database waits for Odoo to build its asset bundles.
+        """
         check = """(() => {
             if (document.readyState !== "complete") return false;
             if (document.querySelector(%s)) return false;
