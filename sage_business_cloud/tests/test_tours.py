@@ -64,6 +64,12 @@ class TestTours(SageHttpCase):
         gbp.active = True
         cls.env.company.currency_id = gbp
         cls.gbp = gbp
+        # Build the web client's bundles once for the class: each test's transaction is rolled
+        # back, and the first page of every tour would otherwise wait while Odoo builds them.
+        for name in ("web.assets_web", "web.assets_tests"):
+            bundle = cls.env["ir.qweb"]._get_asset_bundle(name)
+            bundle.js()
+            bundle.css()
 
     def setUp(self):
         super().setUp()
