@@ -2,7 +2,7 @@
     "name": "Sage Business Cloud Accounting",
     "summary": "Keep Odoo contacts and Sage Business Cloud Accounting (UK) in step, "
     "and show each contact's Sage invoices",
-    "version": "18.0.1.0.0",
+    "version": "18.0.2.0.0",
     "category": "Accounting/Accounting",
     "author": "sage_business_cloud developers",
     "license": "LGPL-3",
@@ -26,6 +26,7 @@
         "views/sage_templates.xml",
         "views/sage_menus.xml",
         "wizard/sage_link_wizard_views.xml",
+        "wizard/sage_export_confirm_views.xml",
         "views/res_partner_export_menus.xml",
     ],
     "assets": {

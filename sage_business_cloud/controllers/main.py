@@ -27,14 +27,30 @@ class SageOAuthController(http.Controller):
         return request.make_response(html, headers=[("Content-Type", "text/html; charset=utf-8")],
                                      status=status)
 
+    @staticmethod
+    def _oauth_errors():
+        """The error codes of RFC 6749 (section 4.1.2.1), in words."""
+        return {
+            "access_denied": _("The Sage login refused the access."),
+            "invalid_request": _("Sage found the authorisation request invalid."),
+            "unauthorized_client": _("Sage does not let this app ask for access this way."),
+            "unsupported_response_type": _("Sage does not support this kind of authorisation."),
+            "invalid_scope": _("Sage refused the access rights asked for."),
+            "server_error": _("Sage had an internal error."),
+            "temporarily_unavailable": _("Sage is temporarily unavailable."),
+        }
+
     @http.route("/sage_business_cloud/oauth/callback", type="http", auth="user", methods=["GET"])
     def oauth_callback(self, code=None, state=None, error=None, error_description=None, **kwargs):
         """Sage sends the browser back here with ``code`` and our ``state`` (or ``error``)."""
         if error:
+            # Only OAuth's own error codes are put into words; anything else in the link (and
+            # ``error_description`` always) could be an attacker's text, so it is never shown.
+            reason = self._oauth_errors().get(error, _("Sage did not give a known reason."))
             return self._page(
                 _("Sage did not connect"),
-                _("Sage answered: %(error)s %(detail)s. Nothing was changed; you can try Connect "
-                  "again from the settings.", error=error, detail=error_description or ""),
+                _("%(reason)s Nothing was changed; you can try Connect again from the settings.",
+                  reason=reason),
                 status=400,
             )
         connection = request.env["sage.connection"]._find_by_oauth_state(state)

@@ -2,9 +2,15 @@ from . import sage_connection
 from . import sage_sync_run
 from . import sage_deleted_contact
 from . import sage_invoice
+from . import sage_binding
+from . import sage_binding_push
 from . import res_partner
+from . import res_partner_push
 from . import res_config_settings
 from . import sage_sync
+from . import sage_sync_backlog
+from . import sage_sync_contacts
+from . import sage_sync_invoices
 from . import res_partner_sync
 from . import res_partner_invoice
 from . import res_partner_export

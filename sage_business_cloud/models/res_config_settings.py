@@ -4,14 +4,19 @@ from odoo import api, fields, models
 
 from ..services import sage_client
 
+SECRET_PARAM = "sage_business_cloud.client_secret"
+
 
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
     sage_client_id = fields.Char(
         "Sage client id", config_parameter="sage_business_cloud.client_id", groups="base.group_system")
+    # Not a ``config_parameter`` field: Odoo's settings read those with sudo for anyone who
+    # opens the settings model, whatever the field's groups. This one is read and written
+    # through sudo for system administrators only.
     sage_client_secret = fields.Char(
-        "Sage client secret", config_parameter="sage_business_cloud.client_secret",
+        "Sage client secret", compute="_compute_sage_client_secret", inverse="_inverse_sage_client_secret",
         groups="base.group_system")
     sage_authorize_url = fields.Char(
         "Sage authorize URL", config_parameter="sage_business_cloud.authorize_url",
@@ -38,6 +43,21 @@ class ResConfigSettings(models.TransientModel):
         compute="_compute_sage_company_values", readonly=False)
     sage_exclude_supplier_invoices = fields.Boolean(
         "Exclude supplier invoices", compute="_compute_sage_company_values", readonly=False)
+
+    def _compute_sage_client_secret(self):
+        secret = False
+        if self.env.user.has_group("base.group_system"):
+            secret = self.env["ir.config_parameter"].sudo().get_param(SECRET_PARAM) or False
+        for settings in self:
+            settings.sage_client_secret = secret
+
+    def _inverse_sage_client_secret(self):
+        if not self.env.user.has_group("base.group_system"):
+            return
+        params = self.env["ir.config_parameter"].sudo()
+        for settings in self:
+            if (settings.sage_client_secret or False) != (params.get_param(SECRET_PARAM) or False):
+                params.set_param(SECRET_PARAM, settings.sage_client_secret or False)
 
     @api.depends("company_id")
     def _compute_sage_connection_id(self):

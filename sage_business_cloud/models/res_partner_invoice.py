@@ -22,6 +22,7 @@ A person of a linked company shows its company's figures and invoices through th
 from markupsafe import Markup, escape
 
 from odoo import _, api, fields, models
+from odoo.tools import SQL
 from odoo.tools.misc import formatLang
 
 from .sage_invoice import COUNTED_STATUSES, OPEN_STATUSES
@@ -36,38 +37,41 @@ class ResPartner(models.Model):
     sage_currency_id = fields.Many2one(
         "res.currency", string="Sage figures currency", compute="_compute_sage_currency_id",
     )
-    sage_outstanding_amount = fields.Monetary(
-        "Sage outstanding", currency_field="sage_currency_id", readonly=True, copy=False, default=0.0,
-        help="Still to be paid on the Sage invoices in the company currency (void and draft excluded).",
+    # The figures are company-dependent (stored per company in one jsonb column, searchable and
+    # sortable in 18.0): each company sees the figures of its own Sage business only.
+    sage_outstanding_amount = fields.Float(
+        "Sage outstanding", company_dependent=True, copy=False, digits=(16, 2),
+        help="Still to be paid on the Sage invoices, in the Sage business's currency "
+        "(void and draft excluded).",
     )
-    sage_overdue_amount = fields.Monetary(
-        "Sage overdue", currency_field="sage_currency_id", readonly=True, copy=False, default=0.0,
-        help="Outstanding on Sage invoices past their due date, in the company currency.",
+    sage_overdue_amount = fields.Float(
+        "Sage overdue", company_dependent=True, copy=False, digits=(16, 2),
+        help="Outstanding on Sage invoices past their due date, in the Sage business's currency.",
     )
     sage_next_due_date = fields.Date(
-        "Sage next due date", readonly=True, copy=False,
+        "Sage next due date", company_dependent=True, copy=False,
         help="Earliest due date, today or later, of an invoice with money outstanding.",
     )
     sage_oldest_overdue_date = fields.Date(
-        "Sage oldest overdue", readonly=True, copy=False,
+        "Sage oldest overdue", company_dependent=True, copy=False,
         help="Due date of the oldest overdue invoice.",
     )
     sage_invoice_count = fields.Integer(
-        "Sage invoices count", readonly=True, copy=False, default=0,
+        "Sage invoices count", company_dependent=True, copy=False,
         help="Posted Sage sales invoices of this customer (void and draft excluded).",
     )
     # What we owe this supplier (purchase invoices): private, like the purchase invoice rows.
-    sage_payable_amount = fields.Monetary(
-        "Sage owed to supplier", currency_field="sage_currency_id", readonly=True, copy=False,
-        default=0.0, groups=SUPPLIER_GROUP,
-        help="Still to be paid to this supplier on Sage purchase invoices, in the company currency.",
+    sage_payable_amount = fields.Float(
+        "Sage owed to supplier", company_dependent=True, copy=False, digits=(16, 2),
+        groups=SUPPLIER_GROUP,
+        help="Still to be paid to this supplier on Sage purchase invoices.",
     )
-    sage_payable_overdue_amount = fields.Monetary(
-        "Sage overdue to supplier", currency_field="sage_currency_id", readonly=True, copy=False,
-        default=0.0, groups=SUPPLIER_GROUP,
+    sage_payable_overdue_amount = fields.Float(
+        "Sage overdue to supplier", company_dependent=True, copy=False, digits=(16, 2),
+        groups=SUPPLIER_GROUP,
         help="Owed to this supplier on Sage purchase invoices past their due date.",
     )
-    sage_figures_date = fields.Date(readonly=True, copy=False, help="Day the figures were computed.")
+    sage_figures_date = fields.Date(company_dependent=True, copy=False, help="Day the figures were computed.")
     sage_other_currency_summary = fields.Html(
         "Other currencies", compute="_compute_sage_display", sanitize=False,
     )
@@ -85,6 +89,14 @@ class ResPartner(models.Model):
     sage_display_oldest_overdue_date = fields.Date("Oldest overdue", compute="_compute_sage_display")
     sage_display_invoice_count = fields.Integer("Invoices", compute="_compute_sage_display")
 
+    def _order_field_to_sql(self, alias, field_name, direction, nulls, query):
+        """Sorting by a Sage figure: partners without one (no value for the company) sort as zero,
+        so "overdue, highest first" starts with the highest, not with every unlinked contact."""
+        field = self._fields.get(field_name)
+        if field is not None and field.company_dependent and field_name.startswith("sage_") and not nulls.code:
+            nulls = SQL("NULLS LAST") if direction.code.strip().upper() == "DESC" else SQL("NULLS FIRST")
+        return super()._order_field_to_sql(alias, field_name, direction, nulls, query)
+
     def _sage_figures_owner(self):
         """The partner whose stored figures this one shows: itself when linked, else its company."""
         self.ensure_one()
@@ -94,10 +106,12 @@ class ResPartner(models.Model):
 
     @api.depends_context("company")
     def _compute_sage_currency_id(self):
+        connection = self.env["sage.connection"]._get_for_company(self.env.company, create=False)
+        currency = connection._sage_currency() if connection else self.env.company.currency_id
         for partner in self:
-            company = partner.commercial_partner_id.sage_connection_id.company_id or self.env.company
-            partner.sage_currency_id = company.currency_id
+            partner.sage_currency_id = currency
 
+    @api.depends_context("company", "uid")
     @api.depends(
         "sage_invoice_ids", "sage_outstanding_amount", "commercial_partner_id.sage_outstanding_amount",
         "sage_contact_id", "commercial_partner_id.sage_contact_id",
@@ -105,7 +119,9 @@ class ResPartner(models.Model):
     def _compute_sage_display(self):
         owners = {partner.id: partner._sage_figures_owner() for partner in self}
         owner_set = self.browse({owner.id for owner in owners.values()} - {False})
-        invoices = self.env["sage.invoice"].search([("partner_id", "in", owner_set.ids)]) if owner_set else []
+        invoices = self.env["sage.invoice"].search([
+            ("partner_id", "in", owner_set.ids), ("company_id", "=", self.env.company.id),
+        ]) if owner_set else []
         by_owner = {}
         for invoice in invoices:
             by_owner.setdefault(invoice.partner_id.id, []).append(invoice.id)
@@ -146,37 +162,49 @@ class ResPartner(models.Model):
             summaries[partner_id] = Markup("").join(lines) if lines else escape("")
         return summaries
 
-    def _sage_recompute_invoice_figures(self):
+    def _sage_recompute_invoice_figures(self, connection=None):
         """Recompute the stored Sage figures of these partners from their ``sage.invoice`` rows.
 
-        One aggregate query for all of them; used by the sync, the daily refresh and the merge
-        wizard (which moves invoice rows with raw SQL). The ``sage_*`` figures count sales
-        invoices only; purchase invoices go to the ``sage_payable_*`` fields (supplier group).
+        Per connection (all of the partners' connections when none is given): one aggregate
+        query, and the figures are written as that connection's company's values. Used by the
+        sync, the daily refresh, unlinking and the merge wizard. The ``sage_*`` figures count
+        sales invoices only; purchase invoices go to the ``sage_payable_*`` fields (supplier
+        group). Amounts are those of the Sage business's currency.
         """
         partners = self.exists()
         if not partners:
             return
+        if connection is None:
+            connections = self.env["sage.binding"].sudo().search(
+                [("partner_id", "in", partners.ids)]).connection_id
+            connections |= self.env["sage.invoice"].sudo().search(
+                [("partner_id", "in", partners.ids)]).connection_id
+            for each in connections:
+                partners._sage_recompute_invoice_figures(each)
+            return
+        connection = connection.sudo()
         self.env["sage.invoice"].flush_model()
         today = self.env["sage.invoice"]._sage_today()
-        company_currency = {
-            partner.id: partner.commercial_partner_id.sage_connection_id.company_id.currency_id.id
-            or self.env.company.currency_id.id
-            for partner in partners
-        }
+        currency_id = connection._sage_currency().id
+        # amounts: Sage's base-currency amount when it gave one, else the invoice's own
         self.env.cr.execute(
             """SELECT partner_id, currency_id, invoice_type,
                       count(*),
-                      sum(outstanding_amount) FILTER (WHERE status = ANY(%(open)s)),
-                      sum(outstanding_amount) FILTER (WHERE status = ANY(%(open)s) AND due_date < %(today)s),
+                      sum(CASE WHEN base_amounts_known THEN base_outstanding_amount
+                               ELSE outstanding_amount END) FILTER (WHERE status = ANY(%(open)s)),
+                      sum(CASE WHEN base_amounts_known THEN base_outstanding_amount
+                               ELSE outstanding_amount END)
+                          FILTER (WHERE status = ANY(%(open)s) AND due_date < %(today)s),
                       min(due_date) FILTER (WHERE status = ANY(%(open)s) AND outstanding_amount > 0
                                             AND due_date >= %(today)s),
                       min(due_date) FILTER (WHERE status = ANY(%(open)s) AND outstanding_amount > 0
-                                            AND due_date < %(today)s)
+                                            AND due_date < %(today)s),
+                      bool_and(base_amounts_known)
                  FROM sage_invoice
-                WHERE partner_id = ANY(%(ids)s) AND status = ANY(%(counted)s)
+                WHERE partner_id = ANY(%(ids)s) AND connection_id = %(connection)s AND status = ANY(%(counted)s)
              GROUP BY partner_id, currency_id, invoice_type""",
             {"open": list(OPEN_STATUSES), "counted": list(COUNTED_STATUSES), "today": today,
-             "ids": partners.ids},
+             "ids": partners.ids, "connection": connection.id},
         )
         figures = {
             partner.id: {"sage_outstanding_amount": 0.0, "sage_overdue_amount": 0.0,
@@ -185,24 +213,26 @@ class ResPartner(models.Model):
                          "sage_payable_amount": 0.0, "sage_payable_overdue_amount": 0.0}
             for partner in partners
         }
-        rows = self.env.cr.fetchall()
-        for partner_id, currency_id, invoice_type, count, outstanding, overdue, next_due, oldest in rows:
+        for partner_id, invoice_currency, invoice_type, count, outstanding, overdue, next_due, oldest, in_base \
+                in self.env.cr.fetchall():
             values = figures[partner_id]
-            in_company_currency = currency_id == company_currency[partner_id]
-            if invoice_type != "sale":
-                # What we owe a supplier: never mixed with what the customer owes.
-                if in_company_currency:
-                    values["sage_payable_amount"] = outstanding or 0.0
-                    values["sage_payable_overdue_amount"] = max(overdue or 0.0, 0.0)
-                continue
-            values["sage_invoice_count"] += count
-            # Dates tell when something is due whatever the currency; amounts stay per currency.
-            if next_due and (not values["sage_next_due_date"] or next_due < values["sage_next_due_date"]):
-                values["sage_next_due_date"] = next_due
-            if oldest and (not values["sage_oldest_overdue_date"] or oldest < values["sage_oldest_overdue_date"]):
-                values["sage_oldest_overdue_date"] = oldest
-            if in_company_currency:
-                values["sage_outstanding_amount"] = outstanding or 0.0
-                values["sage_overdue_amount"] = max(overdue or 0.0, 0.0)
-        # sudo: the supplier figures are written whoever triggers the recomputation.
-        self.env["sage.sync"]._bulk_write(partners.sudo(), [figures[partner.id] for partner in partners])
+            # Sage's base-currency amounts add up whatever the invoice's currency; without them
+            # only invoices in the business's own currency can be added (never pounds to euros).
+            countable = in_base or invoice_currency == currency_id
+            prefix = "sage_payable" if invoice_type != "sale" else "sage"
+            if invoice_type == "sale":
+                values["sage_invoice_count"] += count
+                # Dates tell when something is due whatever the currency.
+                if next_due and (not values["sage_next_due_date"] or next_due < values["sage_next_due_date"]):
+                    values["sage_next_due_date"] = next_due
+                if oldest and (not values["sage_oldest_overdue_date"] or oldest < values["sage_oldest_overdue_date"]):
+                    values["sage_oldest_overdue_date"] = oldest
+                key_outstanding, key_overdue = "sage_outstanding_amount", "sage_overdue_amount"
+            else:
+                key_outstanding, key_overdue = f"{prefix}_amount", f"{prefix}_overdue_amount"
+            if countable:
+                values[key_outstanding] += outstanding or 0.0
+                values[key_overdue] += max(overdue or 0.0, 0.0)
+        # sudo: the figures are written whoever triggers the recomputation, in the connection's company.
+        self.env["sage.sync"]._bulk_write(
+            partners.sudo().with_company(connection.company_id), [figures[partner.id] for partner in partners])

@@ -24,24 +24,23 @@ class ResPartner(models.Model):
         """Remember deleted linked partners, so that the next sync does not bring them back.
 
         "Delete in Sage" passes ``sage_deleted_in_sage``: the Sage contact is gone too, so
-        there is nothing to remember.
+        there is nothing to remember. Their bindings go with them (``ondelete="cascade"``).
         """
         if not self.env.context.get("sage_deleted_in_sage"):
-            linked = self.sudo().with_context(active_test=False).filtered(
-                lambda p: p.sage_contact_id and p.sage_connection_id
-            )
-            if linked:
+            bindings = self.env["sage.binding"].sudo().search(
+                [("partner_id", "in", self.ids), ("kind", "=", "contact")])
+            if bindings:
                 Deleted = self.env["sage.deleted.contact"].sudo()
                 known = {
                     (row.connection_id.id, row.sage_contact_id)
-                    for row in Deleted.search([("sage_contact_id", "in", linked.mapped("sage_contact_id"))])
+                    for row in Deleted.search([("sage_contact_id", "in", bindings.mapped("sage_contact_id"))])
                 }
                 Deleted.create([
-                    {"connection_id": partner.sage_connection_id.id,
-                     "sage_contact_id": partner.sage_contact_id,
-                     "name": partner.display_name}
-                    for partner in linked
-                    if (partner.sage_connection_id.id, partner.sage_contact_id) not in known
+                    {"connection_id": binding.connection_id.id,
+                     "sage_contact_id": binding.sage_contact_id,
+                     "name": binding.partner_id.display_name}
+                    for binding in bindings
+                    if (binding.connection_id.id, binding.sage_contact_id) not in known
                 ])
         return super().unlink()
 
@@ -68,10 +67,11 @@ class ResPartner(models.Model):
             if not existing:
                 raise UserError(_("%s has no partner to be linked to: set 'Possible duplicate of' first.",
                                   created.display_name))
-            if existing.sage_contact_id:
+            connection = created.sage_connection_id
+            if existing._sage_binding_in(connection):
                 raise UserError(_("%(existing)s is already linked to another Sage contact.",
                                   existing=existing.display_name))
-            (created | existing).check_access("write")
+            self.env["sage.binding"]._sage_check_may_change(created | existing, connection, manager=True)
             self.env["base.partner.merge.automatic.wizard"].sudo()._merge(
                 [existing.id, created.id], existing, extra_checks=False,
             )
@@ -85,6 +85,7 @@ class ResPartner(models.Model):
     def action_sage_clear_review(self):
         """Not a duplicate: keep both partners and drop the review flag."""
         self._check_sage_reviewer()
+        self.check_access("write")
         self.sudo().write({"sage_review": False, "sage_duplicate_of_id": False})
         return True
 

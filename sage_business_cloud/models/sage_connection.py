@@ -20,6 +20,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from ..services import sage_client
+from ..services.sage_api import SageService
 from ..services.sage_client import SageAuthError, SageError, SageOAuth, SageSettings
 
 _logger = logging.getLogger(__name__)
@@ -60,7 +61,14 @@ class SageConnection(models.Model):
     business_id = fields.Char("Sage business id", copy=False, tracking=True)
     business_name = fields.Char("Sage business", copy=False)
     available_businesses = fields.Json(copy=False, groups="base.group_system")
-    sage_user_id = fields.Char("Sage user id", copy=False, help="requested_by_id of the grant")
+    sage_user_id = fields.Char("Sage user id", copy=False, help="requested_by_id of the grant",
+                               groups="sage_business_cloud.group_sage_manager")
+    currency_id = fields.Many2one(
+        "res.currency", string="Sage base currency", copy=False, readonly=True,
+        help="The Sage business's base currency (read from Sage at connect): the currency of the "
+        "figures shown on contacts.")
+    currency_asked = fields.Boolean(copy=False, readonly=True,
+                                    help="Sage was asked for the base currency since the business was chosen.")
     default_team_id = fields.Many2one(
         "crm.team", string="Default sales team",
         help="Sales team given to contacts that the sync creates from Sage.",
@@ -70,7 +78,7 @@ class SageConnection(models.Model):
         "Supplier contacts are still imported.",
     )
     last_sync_at = fields.Datetime("Last successful sync", readonly=True, copy=False)
-    last_error = fields.Text(readonly=True, copy=False)
+    last_error = fields.Text(readonly=True, copy=False, groups="sage_business_cloud.group_sage_manager")
     last_error_at = fields.Datetime(readonly=True, copy=False)
     refresh_token_expires_at = fields.Datetime(
         "Authorisation expires", compute="_compute_token_health",
@@ -113,9 +121,9 @@ class SageConnection(models.Model):
 
     def _compute_linked_partner_count(self):
         counts = dict(
-            self.env["res.partner"].with_context(active_test=False)._read_group(
-                [("sage_connection_id", "in", self.ids), ("sage_contact_id", "!=", False)],
-                ["sage_connection_id"], ["__count"],
+            self.env["sage.binding"].sudo()._read_group(
+                [("connection_id", "in", self.ids), ("kind", "=", "contact")],
+                ["connection_id"], ["__count"],
             )
         )
         for connection in self:
@@ -198,7 +206,8 @@ class SageConnection(models.Model):
         """Return the connection whose pending Connect issued ``state`` for the current user."""
         if not state or state.count(".") < 2:
             return self.browse()
-        dbname, connection_id, _token = state.split(".", 2)
+        # The database name may hold dots; the id and the token never do.
+        dbname, connection_id, _token = state.rsplit(".", 2)
         if dbname != self.env.cr.dbname or not connection_id.isdigit():
             return self.browse()
         connection = self.sudo().browse(int(connection_id)).exists()
@@ -301,8 +310,9 @@ class SageConnection(models.Model):
         }
         if self.business_id != business_id:
             values.update(contacts_synced_until=False, invoices_synced_until=False,
-                          purchases_synced_until=False)
+                          purchases_synced_until=False, currency_id=False)
         self.sudo().with_context(sage_select_business=True).write(values)
+        self._sage_read_base_currency(self._get_client())
         self._clear_oauth_state()
         self._close_reconnect_activities()
         self.message_post(body=_("Connected to the Sage business %s.", choices[business_id]))
@@ -328,8 +338,35 @@ class SageConnection(models.Model):
         return True
 
     def _check_admin(self):
-        if not self.env.is_superuser() and not self.env.user.has_group("base.group_system"):
+        """Administrators only, and only on connections their record rules let them write."""
+        if self.env.is_superuser():
+            return
+        if not self.env.user.has_group("base.group_system"):
             raise UserError(_("Only administrators can change the Sage connection."))
+        self.check_access("write")
+
+    def _sage_currency(self):
+        """Currency of the Sage business's figures: its base currency, else the company's."""
+        connection = self[:1].sudo()
+        return connection.currency_id or connection.company_id.currency_id or self.env.company.currency_id
+
+    def _sage_read_base_currency(self, client):
+        """Ask Sage for the business's base currency and remember it (unknown: left as is)."""
+        self.ensure_one()
+        try:
+            code = SageService(client).base_currency()
+        except SageError as error:
+            _logger.info("Sage: the base currency of %s could not be read: %s", self.company_id.name, error)
+            self._write_sync_state({"currency_asked": True})
+            return
+        currency = self.env["res.currency"].with_context(active_test=False).search(
+            [("name", "=", (code or "").upper())], limit=1) if code else None
+        values = {"currency_asked": True}
+        if currency and currency != self.sudo().currency_id:
+            if not currency.active:
+                currency.sudo().active = True
+            values["currency_id"] = currency.id
+        self._write_sync_state(values)
 
     # ------------------------------------------------------------------
     # tokens

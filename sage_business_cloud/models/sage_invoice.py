@@ -28,6 +28,13 @@ class SageInvoice(models.Model):
     currency_id = fields.Many2one("res.currency", required=True)
     total_amount = fields.Monetary(currency_field="currency_id")
     outstanding_amount = fields.Monetary(currency_field="currency_id")
+    base_total_amount = fields.Float(
+        "Total (base currency)", digits=(16, 2),
+        help="Total in the Sage business's base currency, at Sage's exchange rate.")
+    base_outstanding_amount = fields.Float(
+        "Outstanding (base currency)", digits=(16, 2),
+        help="Outstanding in the Sage business's base currency, at Sage's exchange rate.")
+    base_amounts_known = fields.Boolean(help="Sage gave the base-currency amounts of this invoice.")
     status = fields.Char("Sage status", help="Sage's status id: UNPAID, PART_PAID, PAID, VOID, DRAFT...")
     status_label = fields.Char("Status")
     payment_state = fields.Selection(PAYMENT_STATES, compute="_compute_payment_state", store=True)

@@ -184,3 +184,52 @@ def overwritten(sage_now, sent, snapshot):
 
 def _differs(left, right):
     return (left or None) != (right or None)
+
+
+#: Writable parts of a nested object in a PUT, and where a GET shows them (Swagger's shapes).
+_PUT_PARTS = {
+    "address": {
+        "address_line_1": "address_line_1", "address_line_2": "address_line_2", "city": "city",
+        "postal_code": "postal_code", "region": "region", "name": "name",
+        "is_main_address": "is_main_address", "country_id": ("country", "id"),
+        "address_type_id": ("address_type", "id"), "country_group_id": ("country_group", "id"),
+    },
+    "main_contact_person": {
+        "name": "name", "job_title": "job_title", "telephone": "telephone", "mobile": "mobile",
+        "email": "email", "fax": "fax", "is_main_contact": "is_main_contact",
+        "is_preferred_contact": "is_preferred_contact", "address_id": ("address", "id"),
+        "contact_person_type_ids": ("contact_person_types", "ids"),
+    },
+}
+
+
+def _put_value(record, where):
+    if isinstance(where, str):
+        return record.get(where)
+    key, part = where
+    value = record.get(key)
+    if part == "ids":
+        return [item.get("id") for item in value if isinstance(item, dict)] if isinstance(value, list) else None
+    return value.get(part) if isinstance(value, dict) else None
+
+
+def whole(diff, current):
+    """``diff`` with each nested object made whole from ``current`` (Sage's record as read).
+
+    Sage's documents do not say whether a PUT merges a partial nested object or replaces it.
+    Sending the object whole is right either way: Odoo's values for what Odoo pushes, Sage's
+    current values for the parts Odoo never had (empty parts are left out).
+    """
+    current = current or {}
+    out = {}
+    for key, value in diff.items():
+        if key not in NESTED_KEYS or not isinstance(value, dict):
+            out[key] = value
+            continue
+        theirs = current.get(key) if isinstance(current.get(key), dict) else {}
+        parts = _PUT_PARTS["main_contact_person" if key == "main_contact_person" else "address"]
+        filled = {name: _put_value(theirs, where) for name, where in parts.items()}
+        filled = {name: part for name, part in filled.items() if part not in (None, "", [])}
+        filled.update(value)
+        out[key] = filled
+    return out

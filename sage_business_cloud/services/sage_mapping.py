@@ -128,6 +128,13 @@ def _amount(invoice, key):
         raise MappingError("%s is not a number: %r" % (key, value)) from None
 
 
+def _optional_amount(invoice, key):
+    """An amount Sage may leave out (None then, never 0: a missing figure is not a zero)."""
+    if invoice.get(key) in (None, ""):
+        return None
+    return _amount(invoice, key)
+
+
 def _date(invoice, key, required=False):
     value = invoice.get(key)
     if not value:
@@ -169,6 +176,10 @@ def invoice_values(invoice, invoice_type, currencies):
         "currency_id": currency_id,
         "total_amount": _amount(invoice, "total_amount"),
         "outstanding_amount": _amount(invoice, "outstanding_amount"),
+        # In the business's base currency, at Sage's rate: what the figures add up.
+        "base_total_amount": _optional_amount(invoice, "base_currency_total_amount") or 0.0,
+        "base_outstanding_amount": _optional_amount(invoice, "base_currency_outstanding_amount") or 0.0,
+        "base_amounts_known": _optional_amount(invoice, "base_currency_outstanding_amount") is not None,
         "status": status.upper(),
         "status_label": status_label or status.replace("_", " ").title(),
         "sage_url": alternate_link(invoice) or False,

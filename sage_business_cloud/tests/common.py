@@ -99,3 +99,13 @@ class SageHttpCase(SageSandboxMixin, HttpCase):
     @classmethod
     def _sage_base_url(cls):
         return "http://127.0.0.1:%s" % odoo.tools.config["http_port"]
+
+
+def bound_partner(env, connection, name, sage_id, **values):
+    """A company partner bound to the Sage contact ``sage_id`` (as the addon would bind it)."""
+    partner = env["res.partner"].create({"name": name, "is_company": True, **values})
+    env["sage.binding"].sudo().create({"connection_id": connection.id, "partner_id": partner.id,
+                                       "sage_contact_id": sage_id, "link_method": "manual",
+                                       "push_state": "synced", "push_snapshot": {}})
+    partner.invalidate_recordset()
+    return partner

@@ -9,7 +9,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from ..services.sage_client import SageAuthError, SageOAuth
-from .common import CALLBACK_ROUTE, SageHttpCase, SageTransactionCase, authorize_code
+from .common import bound_partner, CALLBACK_ROUTE, SageHttpCase, SageTransactionCase, authorize_code
 
 
 @tagged("post_install", "-at_install")
@@ -76,10 +76,7 @@ class TestConnectionTokens(SageTransactionCase):
 
     def test_disconnect_revokes_at_sage_and_keeps_partner_links(self):
         refresh = self._token().refresh_token
-        partner = self.env["res.partner"].create({
-            "name": "Linked Ltd", "is_company": True, "sage_connection_id": self.connection.id,
-            "sage_contact_id": "a" * 32, "sage_link_method": "manual",
-        })
+        partner = bound_partner(self.env, self.connection, "Linked Ltd", "a" * 32)
         self.connection.action_disconnect()
         self.assertEqual(self.connection.state, "disconnected")
         self.assertFalse(self._token())
@@ -93,10 +90,7 @@ class TestConnectionTokens(SageTransactionCase):
 
     def test_another_business_is_refused_while_partners_are_linked(self):
         other = self.sandbox.store.business_ids()[1]
-        self.env["res.partner"].create({
-            "name": "Linked Ltd", "is_company": True, "sage_connection_id": self.connection.id,
-            "sage_contact_id": "b" * 32,
-        })
+        bound_partner(self.env, self.connection, "Linked Ltd", "b" * 32)
         with self.assertRaisesRegex(UserError, "still linked"):
             self.connection._select_business(other)
         self.assertEqual(self.connection.business_id, self.business_id)
@@ -223,7 +217,7 @@ class TestOAuthCallback(SageHttpCase):
             self.assertEqual(answer.status_code, 400, query)
         self.assertEqual(self.connection.state, "disconnected")
         self.assertFalse(self.connection.sudo().token_id)
-        self.assertIn("access_denied", self._callback({"error": "access_denied"}).text)
+        self.assertIn("refused the access", self._callback({"error": "access_denied"}).text)
 
     def test_state_of_another_user_is_refused(self):
         params = self._start()
@@ -243,10 +237,7 @@ class TestOAuthCallback(SageHttpCase):
 class TestBusinessBinding(SageTransactionCase):
 
     def _link_a_partner(self):
-        return self.env["res.partner"].create({
-            "name": "Linked Ltd", "is_company": True, "sage_connection_id": self.connection.id,
-            "sage_contact_id": "c" * 32,
-        })
+        return bound_partner(self.env, self.connection, "Linked Ltd", "c" * 32)
 
     def test_business_is_not_changed_by_a_plain_write(self):
         with self.assertRaisesRegex(UserError, "only through Connect"):

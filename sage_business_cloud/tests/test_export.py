@@ -114,8 +114,10 @@ class TestExport(ExportHelpers, SageTransactionCase):
         [contact] = self.sage_contacts()
         self.assertEqual(contact["name"], "Acme Trading Ltd")
         person = contact["main_contact_person"]
+        # The person's name; the organisation's e-mail and phone, the person's mobile where the
+        # organisation has none.
         self.assertEqual((person["name"], person["email"], person["mobile"], person["telephone"]),
-                         ("Bob Jones", "bob@acme.example", "07700 900456", "020 7946 0000"))
+                         ("Bob Jones", "accounts@acme.example", "07700 900456", "020 7946 0000"))
         self.assertEqual(company.sage_contact_id, contact["id"])
         self.assertFalse(bob.sage_contact_id, "the person is linked through its company")
         self.assertTrue(bob.sage_commercial_linked)

@@ -41,10 +41,10 @@ def _psql(db, query):
                           text=True, check=True).stdout.strip()
 
 
-def _odoo(db, *args, stdin=None, subcommand=()):
+def _odoo(db, *args, stdin=None, subcommand=(), addons_path=None):
     _root, command, addons = locate()
     run = subprocess.run(
-        [*command, *subcommand, "-d", db, *_db_args(), f"--addons-path={addons}", "--no-http",
+        [*command, *subcommand, "-d", db, *_db_args(), f"--addons-path={addons_path or addons}", "--no-http",
          "--without-demo=all", "--log-level=warn", *args],
         input=stdin, capture_output=True, text=True, timeout=600,
     )

@@ -90,7 +90,7 @@ class TestPush(ExportHelpers, SageTransactionCase):
         self.assertEqual(self.sandbox.request_log()["total"], 0)
         # Sage is back and the time has come
         self.sandbox.clear_faults()
-        self.company.sudo().sage_push_next_at = fields.Datetime.now() - timedelta(seconds=1)
+        self.company.sage_binding_id.sudo().push_next_at = fields.Datetime.now() - timedelta(seconds=1)
         self.run_push()
         self.assertEqual(self.sage_contact(self.company)["name"], "Acme Renamed Ltd")
         self.assertEqual(self.company.sage_push_state, "synced")
@@ -126,8 +126,8 @@ class TestPush(ExportHelpers, SageTransactionCase):
 
     def test_main_person_and_delivery_address_edits_push_the_company(self):
         bob = self.Partner.create({"name": "Bob Jones", "parent_id": self.company.id, "email": "bob@acme.example"})
-        self.company.sage_main_person_id = bob  # as if Bob had been exported with the company
-        self.company.sudo().sage_push_state = "synced"
+        # as if Bob had been exported with the company
+        self.company.sage_binding_id.sudo().write({"main_person_id": bob.id, "push_state": "synced"})
         delivery = self.Partner.create({"name": "Dock", "parent_id": self.company.id, "type": "delivery",
                                         "street": "9 Quay", "city": "Hull", "zip": "HU1 1AA"})
         self.assertEqual(self.company.sage_push_state, "pending")
@@ -140,8 +140,9 @@ class TestPush(ExportHelpers, SageTransactionCase):
         self.assertEqual(self.company.sage_push_state, "pending")
         self.run_push()
         contact = self.sage_contact(self.company)
+        # The person's name; the organisation's e-mail (the company has one).
         self.assertEqual((contact["main_contact_person"]["name"], contact["main_contact_person"]["email"]),
-                         ("Robert Jones", "robert@acme.example"))
+                         ("Robert Jones", "accounts@acme.example"))
         self.assertEqual(contact["delivery_address"]["city"], "Grimsby")
 
     def test_added_contact_person_edits_go_to_its_contact_person(self):
@@ -160,7 +161,8 @@ class TestPush(ExportHelpers, SageTransactionCase):
 
     def unlinked_by_the_sync(self, partner):
         """What the sync does when Sage deleted the contact: its own write of the link fields."""
-        partner.with_context(sage_no_push=True).write(partner._sage_unlink_values())
+        partner.sage_binding_id._sage_end()
+        partner.invalidate_recordset()
 
     def test_pending_partner_with_nothing_to_push_does_not_starve_the_cron(self):
         stuck = self.company
@@ -185,9 +187,10 @@ class TestPush(ExportHelpers, SageTransactionCase):
 
     def test_push_of_a_partner_unlinked_since_it_was_queued_clears_its_state(self):
         self.company.city = "Oxford"
+        binding = self.company.sage_binding_id
         self.unlinked_by_the_sync(self.company)
         self.sandbox.clear_requests()
-        self.assertTrue(self.company._sage_push_one({}))
+        self.assertTrue(binding._sage_push_one({}))
         self.assertFalse(self.company.sage_push_state)
         self.assertEqual(self.sandbox.request_log()["total"], 0)
 
@@ -196,16 +199,16 @@ class TestPush(ExportHelpers, SageTransactionCase):
                                      "email": "carol@acme.example"})
         carol.action_export_to_sage()
         bob = self.Partner.create({"name": "Bob Jones", "parent_id": self.company.id})
-        self.company.sudo().sage_main_person_id = bob
+        self.company.sage_binding_id.sudo().main_person_id = bob
         self.company.city = "Oxford"
         carol.email = "carol.white@acme.example"
         self.assertEqual((self.company | carol).mapped("sage_push_state"), ["pending", "pending"])
         generations = {p.id: p.sage_export_generation for p in self.company | carol}
-        self.unlinked_by_the_sync(self.company)
 
-        reset = self.company._sage_reset_push_state()
+        ended = self.company.sage_binding_id._sage_end()
+        self.env.invalidate_all()
 
-        self.assertEqual(reset, self.company | carol)
+        self.assertEqual(ended.exists(), self.env["sage.binding"], "the company's and Carol's links are gone")
         for partner in (self.company, carol):
             self.assertFalse(partner.sage_push_state)
             self.assertFalse(partner.sage_push_snapshot)
@@ -218,7 +221,7 @@ class TestPush(ExportHelpers, SageTransactionCase):
 
     def test_archiving_or_retyping_without_a_change_for_sage_costs_no_request(self):
         bob = self.Partner.create({"name": "Bob Jones", "parent_id": self.company.id, "email": "bob@acme.example"})
-        self.company.sudo().sage_main_person_id = bob
+        self.company.sage_binding_id.sudo().main_person_id = bob
         delivery = self.Partner.create({"name": "Dock", "parent_id": self.company.id, "type": "delivery",
                                         "street": "9 Quay", "city": "Hull", "zip": "HU1 1AA"})
         other = self.Partner.create({"name": "Dan Other", "parent_id": self.company.id})

@@ -43,8 +43,7 @@ def committed_connection(contacts=CONTACTS, invoices=300):
         sandbox.clear_faults()
         with registry.cursor() as cr:
             env = _env(cr)
-            partners = env["res.partner"].with_context(active_test=False).search(
-                [("sage_connection_id", "=", connection_id)])
+            partners = env["sage.binding"].search([("connection_id", "=", connection_id)]).partner_id
             children = env["res.partner"].with_context(active_test=False).search(
                 [("parent_id", "in", partners.ids)])
             (children | partners).with_context(sage_deleted_in_sage=True).unlink()
@@ -70,7 +69,8 @@ def _sync(registry, connection_id):
 
 def _linked_ids(registry, connection_id):
     with registry.cursor() as cr:
-        cr.execute("SELECT sage_contact_id FROM res_partner WHERE sage_connection_id = %s", [connection_id])
+        cr.execute("SELECT sage_contact_id FROM sage_binding WHERE connection_id = %s AND kind = 'contact'",
+                   [connection_id])
         return [row[0] for row in cr.fetchall()]
 
 

@@ -7,7 +7,7 @@ from unittest.mock import patch
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
-from ..models.sage_sync import SageSync
+from ..models.sage_sync_invoices import SageSync as SageInvoiceImporter
 from .sync_common import SageSyncCase
 
 FORM_SPEC = {
@@ -90,7 +90,7 @@ class TestInvoiceFigures(SageSyncCase):
         partner = self.partner_of(sage_id)
         self.assertEqual(partner.sage_overdue_amount, 130)
         # figures computed on an earlier day, before the invoice fell due
-        partner.write({"sage_overdue_amount": 0.0, "sage_oldest_overdue_date": False,
+        partner.sudo().write({"sage_overdue_amount": 0.0, "sage_oldest_overdue_date": False,
                        "sage_figures_date": date.today() - timedelta(days=11)})
         self.sandbox.add_fault(status=503, path="/v3.1/contacts")
         run = self.sync()
@@ -125,15 +125,19 @@ class TestInvoiceFigures(SageSyncCase):
         self.assertEqual(run.invoices_removed, 1)
         self.assertFalse(partner.sage_invoice_ids)
 
-    def test_other_currencies_are_not_added_to_pounds(self):
+    def test_other_currencies_count_at_sages_rate_and_are_listed_apart(self):
         sage_id = self.sage_contact("Eider Export Ltd", currency_id="EUR")
-        self.sage_invoice(sage_id, 100, days_old=50, due_in=30)
+        invoice_id = self.sage_invoice(sage_id, 100, days_old=50, due_in=30)
         gbp_id = self.sage_contact("Eider Home Ltd")
         self.sage_invoice(gbp_id, 40, days_old=50, due_in=30)
         self.sync()
         partner = self.partner_of(sage_id)
         self.assertEqual(partner.sage_invoice_ids.currency_id.name, "EUR")
-        self.assertEqual((partner.sage_outstanding_amount, partner.sage_overdue_amount), (0, 0))
+        # What the customer owes, in the business's currency: Sage's base-currency amount.
+        in_pounds = float(self.store.get("sales_invoices", invoice_id, self.business_id)[
+            "base_currency_outstanding_amount"])
+        self.assertNotEqual(in_pounds, 100.0)
+        self.assertEqual((partner.sage_outstanding_amount, partner.sage_overdue_amount), (in_pounds, in_pounds))
         self.assertIn("EUR", partner.sage_other_currency_summary)
         self.assertIn("100", partner.sage_other_currency_summary)
         # still overdue in the list filter, and the dates count whatever the currency
@@ -158,7 +162,7 @@ class TestInvoiceFigures(SageSyncCase):
         self.sandbox.time_shift(5)
         good = self.sage_invoice(sage_id, 45)
         bad = self.sage_invoice(sage_id, 55)
-        original = SageSync._invoices_page
+        original = SageInvoiceImporter._invoices_page
 
         def malformed(engine, state, invoice_type, invoices):
             for invoice in invoices:
@@ -166,7 +170,7 @@ class TestInvoiceFigures(SageSyncCase):
                     invoice["updated_at"] = "31/12/2024 noon"
             return original(engine, state, invoice_type, invoices)
 
-        with patch.object(SageSync, "_invoices_page", malformed):
+        with patch.object(SageInvoiceImporter, "_invoices_page", malformed):
             run = self.sync()
         self.assertEqual(run.state, "partial", run.message)
         self.assertEqual(run.error_ids.mapped("sage_id"), [bad])

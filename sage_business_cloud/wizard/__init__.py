@@ -1,2 +1,3 @@
 from . import base_partner_merge
 from . import sage_link_wizard
+from . import sage_export_confirm

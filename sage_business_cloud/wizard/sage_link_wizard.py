@@ -1,9 +1,9 @@
 """Link a partner by hand to an existing Sage contact, found by searching Sage by name."""
 
-from itertools import islice
-
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+
+from ..services.sage_api import SageService
 
 MAX_RESULTS = 50
 
@@ -27,20 +27,16 @@ class SageLinkWizard(models.TransientModel):
     def action_search(self):
         """Search Sage (GET /contacts?search=) and list the contacts found."""
         self.ensure_one()
-        self.partner_id._sage_check_manager()
+        self.partner_id._sage_check_manager(self._connection(self.partner_id))
         if not (self.search_text or "").strip():
             raise UserError(_("Type a name (or part of one) to search Sage for."))
         connection = self._connection(self.partner_id)
-        client = connection._get_client()
+        service = SageService(connection._get_client())
         Partner = self.env["res.partner"]
-        found = Partner._sage_call(lambda: [
-            *islice(client.iter_items(
-                "contacts", search=self.search_text.strip(), items_per_page=MAX_RESULTS,
-                attributes="name,reference,email,main_address,contact_types,updated_at,links"), MAX_RESULTS)
-        ])
+        found = Partner._sage_call(lambda: service.search_contacts(self.search_text.strip(), limit=MAX_RESULTS))
         linked = {
-            p.sage_contact_id: p for p in Partner.with_context(active_test=False).search([
-                ("sage_connection_id", "=", connection.id),
+            b.sage_contact_id: b.partner_id for b in self.env["sage.binding"].sudo().search([
+                ("connection_id", "=", connection.id),
                 ("sage_contact_id", "in", [item["id"] for item in found])])
         }
         self.line_ids = [fields.Command.clear()] + [fields.Command.create({
@@ -81,8 +77,7 @@ class SageLinkWizardLine(models.TransientModel):
         partner = self.wizard_id.partner_id
         partner._sage_check_manager()
         connection = self.wizard_id._connection(partner)
-        client = connection._get_client()
-        contact = partner._sage_call(lambda: client.get("contacts", self.sage_id))
+        contact = partner._sage_call(lambda: SageService(connection._get_client()).get_contact(self.sage_id))
         partner._sage_link_by_hand(connection, contact)
         return partner._sage_notify(
             _("%(partner)s is now linked to the Sage contact “%(name)s”; Odoo's details will be "

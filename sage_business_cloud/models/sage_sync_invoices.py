@@ -1,0 +1,183 @@
+"""The invoice importer of the sync engine: Sage sales and purchase invoices to summaries.
+
+One listing per invoice type changed since its own watermark, then the retry list, then the
+invoices deleted since; rows are upserted by Sage id, page by page, and the figures of the
+partners they touch are recomputed once per page. Invoices whose contact is not bound yet wait
+in the retry list.
+"""
+
+from odoo import _, fields, models
+
+from ..services.sage_client import SageNotFoundError
+from ..services.sage_mapping import MappingError, invoice_values
+from .sage_sync import OVERLAP
+
+RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices"}
+WATERMARKS = {"sale": "invoices_synced_until", "purchase": "purchases_synced_until"}
+#: Retry-list kind of the invoices of each type that failed to map.
+INVOICE_RETRY = {"sale": "sale_invoice", "purchase": "purchase_invoice"}
+
+
+class SageSync(models.AbstractModel):
+    _inherit = "sage.sync"
+
+    # ------------------------------------------------------------------
+    # invoices
+    # ------------------------------------------------------------------
+    def _sync_invoices(self, state, invoice_type, contact_id=None):
+        connection = state.connection
+        since = False if contact_id else connection[WATERMARKS[invoice_type]]
+        if not contact_id:
+            state.invoice_retry[invoice_type] = set(
+                self.env["sage.sync.backlog"]._pending_ids(connection, INVOICE_RETRY[invoice_type]))
+        pages = state.client.invoices_changed_since(invoice_type, since, self._page_size(), contact_id=contact_id)
+        for page in pages:
+            self._in_savepoint(self._invoices_page, state, invoice_type, page)
+        if contact_id:
+            return
+        self._retry_invoices(state, invoice_type)
+        if since:
+            for sage_ids in state.client.invoices_deleted_since(invoice_type, since, self._page_size()):
+                self._in_savepoint(self._deleted_invoices_page, state, invoice_type, sage_ids)
+        connection._write_sync_state({WATERMARKS[invoice_type]: state.started - OVERLAP})
+
+    def _retry_invoices(self, state, invoice_type):
+        """Read again, one GET each, the invoices of the retry list that this run did not list.
+
+        They failed to map at an earlier run, and the watermark has moved past them since.
+        """
+        connection = state.connection
+        kind = INVOICE_RETRY[invoice_type]
+        retry = sorted(state.invoice_retry[invoice_type] - state.invoices_seen[invoice_type])
+        if not retry:
+            return
+        invoices, gone = [], []
+        for sage_id in retry:
+            try:
+                invoices.append(state.client.get_invoice(invoice_type, sage_id))
+            except SageNotFoundError:
+                gone.append(sage_id)
+        self.env["sage.sync.backlog"]._remove(connection, kind, gone)
+        if invoices:
+            self._in_savepoint(self._invoices_page, state, invoice_type, invoices)
+
+    def _invoices_page(self, state, invoice_type, invoices):
+        connection = state.connection
+        Invoice = self.env["sage.invoice"].with_context(active_test=False)
+        Backlog = self.env["sage.sync.backlog"]
+        state.counts["invoices_read"] += len(invoices)
+        currencies = self._currencies(state)
+        contact_ids = {
+            i["contact"]["id"] for i in invoices if isinstance(i.get("contact"), dict) and i["contact"].get("id")
+        }
+        partners = self._partners_by_sage_id(connection, contact_ids)
+        deleted = self._deleted_in_odoo(connection, contact_ids)
+        listed = [i.get("id") for i in invoices if i.get("id")]
+        state.invoices_seen[invoice_type].update(listed)
+        Invoice.flush_model()
+        self.env.cr.execute(
+            "SELECT sage_id, id, partner_id FROM sage_invoice WHERE connection_id = %s AND invoice_type = %s "
+            "AND sage_id = ANY(%s)",
+            [connection.id, invoice_type, listed],
+        )
+        existing = {row[0]: (row[1], row[2]) for row in self.env.cr.fetchall()}
+        waiting, touched, to_create, done, failed = {}, set(), [], set(), {}
+        for invoice in invoices:
+            try:
+                values = invoice_values(invoice, invoice_type, currencies)
+            except MappingError as error:
+                state.error(RESOURCES[invoice_type], invoice.get("id"), invoice.get("displayed_as"), error)
+                if invoice.get("id"):
+                    failed[invoice["id"]] = str(error)
+                continue
+            if values["sage_id"] in done:
+                continue
+            done.add(values["sage_id"])
+            contact_id = values["sage_contact_id"]
+            if contact_id not in partners:
+                if contact_id and contact_id not in deleted:
+                    waiting[contact_id] = _("invoice %s", values["number"] or values["sage_id"])
+                    state.counts["invoices_waiting"] += 1
+                continue
+            partner_id = partners[contact_id][0]
+            values.update(partner_id=partner_id, connection_id=connection.id)
+            touched.add(partner_id)
+            if values["sage_id"] in existing:
+                row_id, old_partner = existing[values["sage_id"]]
+                touched.add(old_partner)
+                Invoice.browse(row_id).write(values)
+            else:
+                to_create.append(values)
+            state.counts["invoices_stored"] += 1
+        if to_create:
+            Invoice.create(to_create)
+        Backlog._add(connection, "invoices", waiting)
+        # Failed invoices are read again by id at the next runs (the watermark moves past them).
+        Backlog._add(connection, INVOICE_RETRY[invoice_type], failed)
+        Backlog._remove(connection, INVOICE_RETRY[invoice_type], done & state.invoice_retry[invoice_type])
+        self.env["res.partner"].browse(touched)._sage_recompute_invoice_figures(connection)
+
+    def _deleted_invoices_page(self, state, invoice_type, sage_ids):
+        invoices = self.env["sage.invoice"].search([
+            ("connection_id", "=", state.connection.id), ("invoice_type", "=", invoice_type),
+            ("sage_id", "in", sage_ids),
+        ])
+        partners = invoices.partner_id
+        state.counts["invoices_removed"] += len(invoices)
+        invoices.unlink()
+        partners._sage_recompute_invoice_figures(state.connection)
+        self.env["sage.sync.backlog"]._remove(state.connection, INVOICE_RETRY[invoice_type], sage_ids)
+
+    def _remove_purchase_invoices(self, state):
+        """Supplier invoices excluded: drop the stored rows; switching back re-reads them all."""
+        connection = state.connection
+        invoices = self.env["sage.invoice"].search([
+            ("connection_id", "=", connection.id), ("invoice_type", "=", "purchase"),
+        ])
+        if invoices:
+            partners = invoices.partner_id
+            state.counts["invoices_removed"] += len(invoices)
+            invoices.unlink()
+            partners._sage_recompute_invoice_figures(connection)
+        self.env["sage.sync.backlog"]._clear(connection, INVOICE_RETRY["purchase"])
+        if connection.purchases_synced_until:
+            connection._write_sync_state({"purchases_synced_until": False})
+
+    def _sync_waiting_invoices(self, state):
+        """Read the invoices of contacts that were not linked when their invoices came by.
+
+        This is the one step that costs requests per contact: one listing (two when supplier
+        invoices are synced) for each contact of the "invoices" retry list that is linked now.
+        It happens only for contacts that failed to map when their invoices were listed, and for
+        contacts restored from the "deleted in Odoo" list, which are rare; and it is bounded:
+        at most ``BACKLOG_LIMIT`` contacts per run, the oldest first (the rest wait for the next
+        runs). Contacts still unlinked stay in the list without costing a request.
+        """
+        connection = state.connection
+        Backlog = self.env["sage.sync.backlog"]
+        waiting = Backlog._pending_ids(connection, "invoices")
+        if not waiting:
+            return
+        linked = self._partners_by_sage_id(connection, waiting)
+        for contact_id in [sage_id for sage_id in waiting if sage_id in linked]:
+            self._sync_invoices(state, "sale", contact_id=contact_id)
+            if not connection.exclude_supplier_invoices:
+                self._sync_invoices(state, "purchase", contact_id=contact_id)
+            Backlog._remove(connection, "invoices", [contact_id])
+            self._commit()
+
+    def _refresh_stale_figures(self, connection):
+        """Overdue depends on today: recompute partners whose figures date from an earlier day.
+
+        Run at the end of every run, whatever its outcome (no Sage call).
+        """
+        today = fields.Date.context_today(self)
+        self.env.flush_all()
+        self.env.cr.execute(
+            """SELECT DISTINCT i.partner_id FROM sage_invoice i JOIN res_partner p ON p.id = i.partner_id
+                WHERE i.connection_id = %s AND i.outstanding_amount > 0 AND i.due_date < %s
+                  AND ((p.sage_figures_date->>%s)::date IS NULL OR (p.sage_figures_date->>%s)::date < %s)""",
+            [connection.id, today, str(connection.company_id.id), str(connection.company_id.id), today],
+        )
+        partner_ids = [row[0] for row in self.env.cr.fetchall()]
+        self.env["res.partner"].browse(partner_ids)._sage_recompute_invoice_figures(connection)

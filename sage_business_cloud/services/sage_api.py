@@ -1,0 +1,114 @@
+"""What the addon asks of Sage, in Sage's own terms: the one place that knows paths and bodies.
+
+Plain Python (no ORM), in the manner of Odoo's ``GoogleCalendarService``: models call these
+methods with Python values and get Sage's records back; they never build a Sage path, resource
+name, query parameter or request body themselves (``sage_export`` shapes the bodies). Sage
+failures are put into words in one place, ``models/sage_binding.sage_user_message``.
+"""
+
+CONTACT_ATTRIBUTES = (
+    "name", "reference", "email", "contact_types", "main_address", "delivery_address",
+    "main_contact_person", "updated_at", "links",
+)
+INVOICE_ATTRIBUTES = (
+    "invoice_number", "vendor_reference", "reference", "contact", "date", "due_date", "total_amount",
+    "outstanding_amount", "base_currency_outstanding_amount", "base_currency_total_amount",
+    "currency", "status", "links", "updated_at",
+)
+INVOICE_RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices"}
+SEARCH_ATTRIBUTES = "name,reference,email,main_address,contact_types,updated_at,links"
+#: The contact person type Sage gives the people Odoo adds.
+PERSON_TYPE = "ACCOUNTS"
+
+
+class SageService:
+    """Sage operations of one connection, over a ``SageClient``."""
+
+    def __init__(self, client):
+        self.client = client
+
+    @property
+    def request_count(self):
+        return self.client.request_count
+
+    # ---------------------------------------------------------------- contacts (read)
+    def contacts_changed_since(self, since, page_size):
+        """Pages of contacts created or changed since ``since`` (every contact when empty)."""
+        return self.client.iter_pages(
+            "contacts", attributes=list(CONTACT_ATTRIBUTES), items_per_page=page_size,
+            updated_or_created_since=since or None,
+        )
+
+    def contacts_deleted_since(self, since, page_size):
+        """Pages of the ids of contacts deleted since ``since``."""
+        for page in self.client.iter_pages("contacts", attributes=None, items_per_page=page_size,
+                                           deleted_since=since):
+            yield [item["id"] for item in page if item.get("id")]
+
+    def get_contact(self, contact_id):
+        return self.client.get("contacts", contact_id)
+
+    def search_contacts(self, text, limit=None, attributes=SEARCH_ATTRIBUTES):
+        """Contacts whose name or reference contains ``text`` (at most ``limit``)."""
+        found = []
+        for item in self.client.iter_items("contacts", search=text, attributes=attributes,
+                                           items_per_page=min(limit or 200, 200)):
+            found.append(item)
+            if limit and len(found) >= limit:
+                break
+        return found
+
+    def get_contact_person(self, person_id):
+        return self.client.get("contact_persons", person_id)
+
+    def contact_persons_of(self, contact):
+        """The contact persons of a Sage contact (one listing, on its main address)."""
+        address_id = (contact.get("main_address") or {}).get("id")
+        if not address_id:
+            return []
+        return list(self.client.iter_items("contact_persons", address_id=address_id, attributes="all"))
+
+    # ---------------------------------------------------------------- contacts (write)
+    def create_contact(self, body, idempotency_id):
+        """Create a contact from a ``POST /contacts`` body (``sage_export.creation_body``)."""
+        return self.client.create("contacts", body, idempotency_id=idempotency_id)
+
+    def update_contact(self, contact_id, values):
+        return self.client.update("contacts", contact_id, values)
+
+    def delete_contact(self, contact_id):
+        return self.client.delete("contacts", contact_id)
+
+    def add_main_address(self, contact_id, address, idempotency_id):
+        body = dict(address or {}, contact_id=contact_id, address_type_id="ACCOUNTS",
+                    name="Main Address", is_main_address=True)
+        return self.client.create("addresses", body, idempotency_id=idempotency_id)
+
+    def add_contact_person(self, address_id, values, idempotency_id):
+        body = dict(values, address_id=address_id, contact_person_type_ids=[PERSON_TYPE])
+        return self.client.create("contact_persons", body, idempotency_id=idempotency_id)
+
+    def update_contact_person(self, person_id, values):
+        return self.client.update("contact_persons", person_id, values)
+
+    # ---------------------------------------------------------------- invoices
+    def invoices_changed_since(self, invoice_type, since, page_size, contact_id=None):
+        return self.client.iter_pages(
+            INVOICE_RESOURCES[invoice_type], attributes=list(INVOICE_ATTRIBUTES), items_per_page=page_size,
+            updated_or_created_since=since or None, contact_id=contact_id,
+        )
+
+    def invoices_deleted_since(self, invoice_type, since, page_size):
+        for page in self.client.iter_pages(INVOICE_RESOURCES[invoice_type], attributes=None,
+                                           items_per_page=page_size, deleted_since=since):
+            yield [item["id"] for item in page if item.get("id")]
+
+    def get_invoice(self, invoice_type, invoice_id):
+        return self.client.get(INVOICE_RESOURCES[invoice_type], invoice_id)
+
+    # ---------------------------------------------------------------- business
+    def base_currency(self):
+        """ISO code of the business's base currency, or None when Sage does not say."""
+        settings = self.client.request("GET", "/financial_settings") or {}
+        currency = settings.get("base_currency") or {}
+        return currency.get("id") or currency.get("iso_code") or None
