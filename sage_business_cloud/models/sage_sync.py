@@ -146,6 +146,7 @@ class SageSync(models.AbstractModel):
     def _run_locked(self, connection, trigger):
         started = fields.Datetime.now()
         clock = time.monotonic()
+        self._close_interrupted_runs(connection)
         run = self.env["sage.sync.run"].create({
             "connection_id": connection.id, "trigger": trigger, "started_at": started,
             "full_import": not connection.contacts_synced_until,
@@ -185,6 +186,19 @@ class SageSync(models.AbstractModel):
         # Whatever the outcome: overdue depends on today, and this needs no Sage call.
         self._refresh_stale_figures_safely(connection)
         return self._finish_safely(state, failure, clock)
+
+    def _close_interrupted_runs(self, connection):
+        """Runs of this connection still "running" while we hold its lock died with their process
+        (killed, server restarted): say so, so the runs list never shows a ghost import."""
+        dead = self.env["sage.sync.run"].search(
+            [("connection_id", "=", connection.id), ("state", "=", "running")])
+        if dead:
+            dead.write({
+                "state": "failed", "finished_at": fields.Datetime.now(),
+                "message": _("This run was interrupted (its Odoo process stopped before it finished). "
+                             "What it had committed is kept; the next run carried on from there."),
+            })
+            _logger.warning("Sage sync of connection %s: %s interrupted run(s) closed", connection.id, len(dead))
 
     def _mark_needs_reconnect_once(self, connection, reason):
         """Mark the connection for reconnection unless the token refresh did it already.

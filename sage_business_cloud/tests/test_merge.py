@@ -17,7 +17,7 @@ class TestMergeLinkDelete(ExportHelpers, SageTransactionCase):
         return self.env["sage.invoice"].create({
             "partner_id": partner.id, "connection_id": self.connection.id, "sage_id": sage_id,
             "sage_contact_id": partner.sage_contact_id, "invoice_type": "sale", "number": sage_id,
-            "currency_id": self.env.company.currency_id.id, "total_amount": outstanding,
+            "currency_id": self.connection._sage_currency().id, "total_amount": outstanding,
             "outstanding_amount": outstanding, "status": "UNPAID", "date": "2025-01-01",
             "due_date": "2099-01-01",
         })

@@ -6,6 +6,7 @@ and an invoice; then the current addon upgrades it and the links must be binding
 """
 
 import io
+import os
 import subprocess
 import tarfile
 import tempfile
@@ -49,7 +50,7 @@ def _old_addon(target):
 
 
 def test_upgrade_moves_links_into_bindings():
-    db = "sage_bc_migration_check"
+    db = f"sage_bc_migration_check_{os.getpid()}"
     subprocess.run(["dropdb", "--if-exists", "--force", db], check=False, env=_pg_env())
     _root, _command, addons = locate()
     with tempfile.TemporaryDirectory() as old:

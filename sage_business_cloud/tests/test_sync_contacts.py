@@ -407,20 +407,22 @@ class TestIncremental(SageSyncCase):
 
 class TestInterruptions(SageSyncCase):
 
+    def test_a_run_whose_process_died_is_closed_by_the_next_run(self):
+        # what a SIGKILL leaves behind: a run record still "running", its lock long gone
+        ghost = self.env["sage.sync.run"].create({"connection_id": self.connection.id, "trigger": "cron"})
+        self.assertEqual(ghost.state, "running")
+        run = self.sync()
+        self.assertEqual(run.state, "done")
+        self.assertEqual(ghost.state, "failed")
+        self.assertIn("interrupted", ghost.message)
+        self.assertTrue(ghost.finished_at)
+
     def test_run_interrupted_by_faults_then_completed_without_duplicates(self):
         ids = [self.sage_contact("Storm %02d Ltd" % index) for index in range(12)]
-        original = SageContactImporter._contacts_page
-        pages = []
-
-        def fail_after_first_page(engine, state, contacts):
-            original(engine, state, contacts)
-            pages.append(len(contacts))
-            if len(pages) == 1:
-                # every later call to /contacts fails: more than the client's retries
-                self.sandbox.add_fault(status=503, path="/v3.1/contacts")
-
-        with patch.object(SageContactImporter, "_contacts_page", fail_after_first_page):
-            run = self.sync(sage_page_size=5)
+        # every call to /contacts after the first page fails: more than the client's retries
+        # (pages read ahead fail the same way)
+        self.sandbox.add_fault(status=503, path="/v3.1/contacts", method="GET", after=1)
+        run = self.sync(sage_page_size=5)
         self.sandbox.clear_faults()
         self.assertEqual(run.state, "failed")
         self.assertIn("next run", run.message)
