@@ -27,13 +27,9 @@ OVERRIDES_FILE = REPO / "tools" / "odoo-overrides.txt"
 # Imported to tell "Odoo runs here" from "Odoo's files are here": the server, HTTP and CLI layers.
 PROBE = "import odoo.cli, odoo.service.server, odoo.http"
 
-MISSING = """\
-Odoo 18.0 was not found, so nothing can run.
-This project never downloads, vendors or builds Odoo; point it at yours, either way:
-  * export ODOO_PATH=/path/to/odoo   (an Odoo 18.0 source tree: odoo-bin, odoo/, addons/)
-  * or make `odoo` importable by {python}, e.g. `pip install -e /path/to/odoo`
-    or a .pth file in site-packages naming the source tree.
-"""
+MISSING = ("Odoo 18.0 was not found: set ODOO_PATH to an Odoo 18.0 source tree (odoo-bin, odoo/, addons/), or make "
+           "`odoo` importable by {python} (pip install -e /path/to/odoo, or a .pth file naming the tree); this "
+           "project never downloads, vendors or builds Odoo.")
 
 
 class OdooNotFound(SystemExit):
