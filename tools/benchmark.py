@@ -392,6 +392,7 @@ def main():
             sandbox_link.configure_sandbox_params(env, sandbox.base_url, "odoo-test-client", "odoo-test-secret")
             env["ir.config_parameter"].set_param("web.base.url", "http://localhost:8069")
             connection = env["sage.connection"]._get_for_company(env.company)
+            cr.commit()  # connecting writes the connection's state in transactions of its own
             sandbox_link.connect(connection, sandbox.store.business_ids())
             names = [c["name"] for c in sandbox.store.contacts()[: args.matches]]
             env["res.partner"].create([{"name": name, "is_company": True} for name in names])
