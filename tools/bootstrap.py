@@ -14,6 +14,9 @@
      Odoo's own ``requirements.txt`` amended by ``tools/odoo-overrides.txt`` plus ours, and a
      ``.pth`` file naming the Odoo tree. It is reused while those files and this Python are the
      same (a stamp in ``.venv/``), so a second run costs well under a second.
+4. Installs the Odoo addons that come from PyPI (OCA's ``queue_job``, pinned in
+   ``sage_business_cloud_queue/requirements.txt``) into ``.addons/`` with ``--no-deps``, once per
+   change of that file (a stamp in ``.addons/``); ``ODOO_ADDONS_PATH`` then lists them.
 
 Every failure is one line on stderr and a non-zero exit. Progress goes to stderr, the assignments
 to stdout. ``SAGE_SKIP_PIP=1`` checks and chooses but installs nothing. Standard library only.
@@ -35,6 +38,8 @@ import odoo_env  # noqa: E402 - a sibling file, importable before anything is in
 
 REPO = odoo_env.REPO
 REQUIREMENTS = REPO / "requirements.txt"
+#: Odoo addons from PyPI (OCA's queue_job, for sage_business_cloud_queue): ``pip --no-deps --target``.
+ADDON_REQUIREMENTS = REPO / "sage_business_cloud_queue" / "requirements.txt"
 VENV = REPO / ".venv"
 STAMPS = REPO / ".cache" / "bootstrap"
 # Bump when the way .venv is built changes, so existing ones are brought up to date.
@@ -121,11 +126,12 @@ def has_pip(python):
     return subprocess.run([python, "-m", "pip", "--version"], capture_output=True, check=False).returncode == 0
 
 
-def pip_install(python, *requirement_files, what):
+def pip_install(python, *arguments, what, files=True):
+    """``pip install`` the requirement files (or, ``files=False``, the plain arguments) into ``python``."""
     os.environ.setdefault("PIP_ROOT_USER_ACTION", "ignore")  # pip's warning when run as root (CI, containers)
     command = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--progress-bar", "off"]
-    for path in requirement_files:
-        command += ["-r", str(path)]
+    for argument in arguments:
+        command += ["-r", str(argument)] if files else [argument]
     if subprocess.run(command, check=False).returncode != 0:
         raise Failure(f"pip could not install {what} into {python} (pip's messages above); fix that and run again.")
 
@@ -219,6 +225,9 @@ def use_venv(root, skip_pip):
             raise Failure(f"could not create {VENV} with {sys.executable} -m venv: {reason} "
                           "(Debian/Ubuntu: apt-get install python3-venv).")
         stamp_path.unlink(missing_ok=True)
+        # A venv's pip is the one its Python shipped (old on stable distributions): a current one
+        # builds the few source-only packages the modern way and reads today's wheel tags.
+        pip_install(str(python), "--upgrade", "pip", what="a current pip", files=False)
     else:
         say(f"Python: bringing {VENV.relative_to(REPO)} up to date (requirements changed)")
     _point_at(root)
@@ -238,6 +247,41 @@ def _point_at(root):
     pth = _site_packages() / "odoo-source.pth"
     if pth.parent.is_dir() and (not pth.is_file() or pth.read_text().strip() != str(root)):
         pth.write_text(f"{root}\n")
+
+
+# ---------------------------------------------------------------- addons from wheels
+def use_wheel_addons(python, skip_pip):
+    """Install the addons of ``sage_business_cloud_queue/requirements.txt`` into ``.addons/``.
+
+    Their wheels require Odoo itself (not installed from PyPI here), so they go in with
+    ``--no-deps`` into a folder of their own, which ``odoo_env.addons_path`` then lists; redone
+    only when that file (or the Python) changed since the last run (a stamp in ``.addons/``).
+    """
+    target = odoo_env.WHEEL_ADDONS
+    stamp_path = target / "sage-bootstrap.json"
+    if not ADDON_REQUIREMENTS.is_file():
+        return
+    stamp = {"python": python, "requirements": digest(ADDON_REQUIREMENTS.read_text())}
+    if _read_stamp(stamp_path) == stamp and odoo_env.wheel_addons_dir().is_dir():
+        say(f"Addons from wheels: {target.relative_to(REPO)} (unchanged since the last run)")
+        return
+    if skip_pip:
+        state = "left as it is" if odoo_env.wheel_addons_dir().is_dir() else "not installed"
+        say(f"Addons from wheels: SAGE_SKIP_PIP=1: {target.relative_to(REPO)} {state}")
+        return
+    say(f"Addons from wheels: installing {ADDON_REQUIREMENTS.relative_to(REPO)} into {target.relative_to(REPO)}")
+    fresh = target.with_name(target.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.environ.setdefault("PIP_ROOT_USER_ACTION", "ignore")
+    command = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--progress-bar", "off",
+               "--no-deps", "--target", str(fresh), "-r", str(ADDON_REQUIREMENTS)]
+    if subprocess.run(command, check=False).returncode != 0:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise Failure(f"pip could not install {ADDON_REQUIREMENTS.relative_to(REPO)} into {target} "
+                      "(pip's messages above); fix that and run again.")
+    shutil.rmtree(target, ignore_errors=True)
+    fresh.rename(target)
+    _write_stamp(stamp_path, stamp)
 
 
 # ---------------------------------------------------------------- main
@@ -261,6 +305,7 @@ def main(argv=None):
         if why:
             say(f"Python: {why[0]}; using the project's .venv")
         python = use_venv(root, skip_pip)
+    use_wheel_addons(python, skip_pip)
 
     if args.print_python:
         print(python)

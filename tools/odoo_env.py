@@ -24,6 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 WANTED_SERIES = "18.0"
 OVERRIDES_FILE = REPO / "tools" / "odoo-overrides.txt"
+#: Addons from PyPI wheels (OCA's queue_job), installed by tools/bootstrap.py with ``pip --target``:
+#: the wheels put them in ``odoo/addons`` under it. Git-ignored.
+WHEEL_ADDONS = REPO / ".addons"
 # Imported to tell "Odoo runs here" from "Odoo's files are here": the server, HTTP and CLI layers.
 PROBE = "import odoo.cli, odoo.service.server, odoo.http"
 
@@ -95,10 +98,18 @@ def command(root, python=None):
     return [python, str(odoo_bin)] if odoo_bin.is_file() else [python, "-m", "odoo"]
 
 
+def wheel_addons_dir():
+    """The folder of the addons installed from wheels (``.addons/odoo/addons``)."""
+    return WHEEL_ADDONS / "odoo" / "addons"
+
+
 def addons_path(root):
-    """Odoo's addons folders plus this repository (which holds the addon and the sandbox)."""
+    """Odoo's addons folders plus this repository (which holds the addons and the sandbox), and the
+    addons installed from wheels when there are some."""
     addons = [p for p in (root / "addons", root / "odoo" / "addons") if p.is_dir()]
     addons.append(REPO)
+    if wheel_addons_dir().is_dir():
+        addons.append(wheel_addons_dir())
     return ",".join(str(p) for p in addons)
 
 
@@ -110,14 +121,16 @@ def locate():
 
 # ---------------------------------------------------------------- Odoo's own requirements
 def overrides(path=OVERRIDES_FILE):
-    """``{package: replacement requirement or None}`` from ``tools/odoo-overrides.txt``."""
-    found = {}
+    """``({package: replacement requirement or None}, [added requirements])`` from ``tools/odoo-overrides.txt``."""
+    replaced, added = {}, []
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
+        if line.startswith("+"):
+            added.append(line[1:].strip())
+        elif line:
             name, _, replacement = (part.strip() for part in line.partition("->"))
-            found[canonical(name)] = replacement or None
-    return found
+            replaced[canonical(name)] = replacement or None
+    return replaced, added
 
 
 def canonical(name):
@@ -157,21 +170,23 @@ def requirement_lines(root):
     return [line for line in lines if line and not line.startswith("-")]
 
 
-def install_lines(root, replaced=None):
-    """What to give pip for Odoo: its own lines, with the overridden packages replaced or left out."""
-    replaced = overrides() if replaced is None else replaced
+def install_lines(root):
+    """What to give pip for Odoo: its own lines, with the overridden packages replaced or left out,
+    and the added ones."""
+    replaced, added = overrides()
     kept = [line for line in requirement_lines(root) if _requirement_name(line) not in replaced]
-    return kept + sorted({r for r in replaced.values() if r})
+    return kept + sorted({r for r in replaced.values() if r}) + added
 
 
 def missing_dependencies(root):
-    """Names of Odoo's requirements that this Python lacks (by name: Odoo's pins are not enforced,
-    an override's replacement counts as the package it replaces, and left-out ones are not asked)."""
+    """Names of Odoo's requirements (and the added ones) that this Python lacks, by name: Odoo's pins
+    are not enforced, an override's replacement counts as the package it replaces, and left-out ones
+    are not asked."""
     from importlib import metadata
 
-    replaced = overrides()
+    replaced, added = overrides()
     missing = []
-    for line in requirement_lines(root):
+    for line in requirement_lines(root) + added:
         requirement, _, marker = line.partition(";")
         name = _requirement_name(requirement)
         if (marker.strip() and not marker_applies(marker)) or (name in replaced and not replaced[name]):
