@@ -27,6 +27,7 @@
         "views/sage_menus.xml",
         "wizard/sage_link_wizard_views.xml",
         "wizard/sage_export_confirm_views.xml",
+        "wizard/sage_link_action_views.xml",
         "views/res_partner_export_menus.xml",
     ],
     "assets": {

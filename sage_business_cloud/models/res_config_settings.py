@@ -28,6 +28,8 @@ class ResConfigSettings(models.TransientModel):
         "Sage API URL", config_parameter="sage_business_cloud.api_url",
         default=sage_client.SAGE_API_URL, groups="base.group_system")
 
+    sage_callback_url = fields.Char("Callback URL", compute="_compute_sage_callback_url",
+                                    help="The redirect URI to register for your app at Sage.")
     sage_connection_id = fields.Many2one(
         "sage.connection", compute="_compute_sage_connection_id")
     sage_state = fields.Selection(related="sage_connection_id.state")
@@ -43,6 +45,11 @@ class ResConfigSettings(models.TransientModel):
         compute="_compute_sage_company_values", readonly=False)
     sage_exclude_supplier_invoices = fields.Boolean(
         "Exclude supplier invoices", compute="_compute_sage_company_values", readonly=False)
+
+    def _compute_sage_callback_url(self):
+        url = self.env["sage.connection"]._get_redirect_uri()
+        for settings in self:
+            settings.sage_callback_url = url
 
     def _compute_sage_client_secret(self):
         secret = False

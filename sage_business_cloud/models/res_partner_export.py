@@ -345,6 +345,20 @@ class ResPartner(models.Model):
         connection = connection or (self[:1]._sage_connection() if self else self.env["sage.connection"])
         self.env["sage.binding"]._sage_check_may_change(self, connection, manager=True)
 
+    def _sage_confirm_link_action(self, operation):
+        """The action menu's Unlink / Delete in Sage: a confirmation first (managers only)."""
+        self.ensure_one()
+        connection = self._sage_connection()
+        self._sage_check_manager(connection)
+        binding = self._sage_binding_in(connection)
+        if not binding or (operation != "unlink" and binding.kind != "contact"):
+            raise UserError(_("%s is not linked to a Sage contact.", self.display_name))
+        return {
+            "type": "ir.actions.act_window", "res_model": "sage.link.action", "view_mode": "form",
+            "target": "new", "name": dict(self.env["sage.link.action"]._fields["operation"].selection)[operation],
+            "context": {"default_partner_id": self.id, "default_operation": operation},
+        }
+
     def action_sage_link_wizard(self):
         """Open the wizard that searches Sage by name and links this partner by hand."""
         self.ensure_one()

@@ -28,6 +28,8 @@ from odoo.tools.misc import formatLang
 from .sage_invoice import COUNTED_STATUSES, OPEN_STATUSES
 
 SUPPLIER_GROUP = "sage_business_cloud.group_sage_supplier_invoices"
+#: Aged debt buckets, in the order of the figures query's last columns.
+AGED_FIELDS = ("sage_aged_current", "sage_aged_1_30", "sage_aged_31_60", "sage_aged_61_90", "sage_aged_90_plus")
 
 
 class ResPartner(models.Model):
@@ -72,6 +74,17 @@ class ResPartner(models.Model):
         help="Owed to this supplier on Sage purchase invoices past their due date.",
     )
     sage_figures_date = fields.Date(company_dependent=True, copy=False, help="Day the figures were computed.")
+    # Aged debt: what is outstanding on sales invoices, by how late it is.
+    sage_aged_current = fields.Float("Not yet due", company_dependent=True, copy=False, digits=(16, 2))
+    sage_aged_1_30 = fields.Float("1-30 days overdue", company_dependent=True, copy=False, digits=(16, 2))
+    sage_aged_31_60 = fields.Float("31-60 days overdue", company_dependent=True, copy=False, digits=(16, 2))
+    sage_aged_61_90 = fields.Float("61-90 days overdue", company_dependent=True, copy=False, digits=(16, 2))
+    sage_aged_90_plus = fields.Float("Over 90 days overdue", company_dependent=True, copy=False, digits=(16, 2))
+    sage_display_sale_invoice_ids = fields.Many2many(
+        "sage.invoice", string="Sales invoices", compute="_compute_sage_display")
+    sage_display_purchase_invoice_ids = fields.Many2many(
+        "sage.invoice", string="Supplier bills", compute="_compute_sage_display")
+    sage_display_purchase_count = fields.Integer("Supplier bills count", compute="_compute_sage_display")
     sage_other_currency_summary = fields.Html(
         "Other currencies", compute="_compute_sage_display", sanitize=False,
     )
@@ -124,17 +137,33 @@ class ResPartner(models.Model):
         ]) if owner_set else []
         by_owner = {}
         for invoice in invoices:
-            by_owner.setdefault(invoice.partner_id.id, []).append(invoice.id)
+            by_owner.setdefault(invoice.partner_id.id, []).append(invoice)
         summaries = owner_set._sage_other_currency_summaries(invoices)
         for partner in self:
             owner = owners[partner.id]
-            partner.sage_display_invoice_ids = [(6, 0, by_owner.get(owner.id, []))]
+            rows = by_owner.get(owner.id, [])
+            partner.sage_display_invoice_ids = [(6, 0, [row.id for row in rows])]
+            partner.sage_display_sale_invoice_ids = [(6, 0, [r.id for r in rows if r.invoice_type == "sale"])]
+            purchases = [r.id for r in rows if r.invoice_type == "purchase"]
+            partner.sage_display_purchase_invoice_ids = [(6, 0, purchases)]
+            partner.sage_display_purchase_count = len(purchases)
             partner.sage_display_outstanding_amount = owner.sage_outstanding_amount
             partner.sage_display_overdue_amount = owner.sage_overdue_amount
             partner.sage_display_next_due_date = owner.sage_next_due_date
             partner.sage_display_oldest_overdue_date = owner.sage_oldest_overdue_date
             partner.sage_display_invoice_count = owner.sage_invoice_count
             partner.sage_other_currency_summary = summaries.get(owner.id, False)
+
+    def action_sage_open_invoices(self):
+        """The smart button: this partner's Sage invoices (its company's for a person)."""
+        self.ensure_one()
+        owner = self._sage_figures_owner()
+        return {
+            "type": "ir.actions.act_window", "name": _("Sage invoices of %s", owner.display_name),
+            "res_model": "sage.invoice", "view_mode": "list,form,pivot,graph",
+            "domain": [("partner_id", "=", owner.id), ("company_id", "=", self.env.company.id)],
+            "context": {"search_default_sales": 1, "create": False},
+        }
 
     def _sage_other_currency_summaries(self, invoices):
         """HTML lines 'EUR: outstanding ..., overdue ...' per partner, for non-company currencies."""
@@ -199,7 +228,17 @@ class ResPartner(models.Model):
                                             AND due_date >= %(today)s),
                       min(due_date) FILTER (WHERE status = ANY(%(open)s) AND outstanding_amount > 0
                                             AND due_date < %(today)s),
-                      bool_and(base_amounts_known)
+                      bool_and(base_amounts_known),
+                      sum(CASE WHEN base_amounts_known THEN base_outstanding_amount ELSE outstanding_amount END)
+                          FILTER (WHERE status = ANY(%(open)s) AND (due_date >= %(today)s OR due_date IS NULL)),
+                      sum(CASE WHEN base_amounts_known THEN base_outstanding_amount ELSE outstanding_amount END)
+                          FILTER (WHERE status = ANY(%(open)s) AND %(today)s - due_date BETWEEN 1 AND 30),
+                      sum(CASE WHEN base_amounts_known THEN base_outstanding_amount ELSE outstanding_amount END)
+                          FILTER (WHERE status = ANY(%(open)s) AND %(today)s - due_date BETWEEN 31 AND 60),
+                      sum(CASE WHEN base_amounts_known THEN base_outstanding_amount ELSE outstanding_amount END)
+                          FILTER (WHERE status = ANY(%(open)s) AND %(today)s - due_date BETWEEN 61 AND 90),
+                      sum(CASE WHEN base_amounts_known THEN base_outstanding_amount ELSE outstanding_amount END)
+                          FILTER (WHERE status = ANY(%(open)s) AND %(today)s - due_date > 90)
                  FROM sage_invoice
                 WHERE partner_id = ANY(%(ids)s) AND connection_id = %(connection)s AND status = ANY(%(counted)s)
              GROUP BY partner_id, currency_id, invoice_type""",
@@ -210,12 +249,16 @@ class ResPartner(models.Model):
             partner.id: {"sage_outstanding_amount": 0.0, "sage_overdue_amount": 0.0,
                          "sage_next_due_date": False, "sage_oldest_overdue_date": False,
                          "sage_invoice_count": 0, "sage_figures_date": today,
-                         "sage_payable_amount": 0.0, "sage_payable_overdue_amount": 0.0}
+                         "sage_payable_amount": 0.0, "sage_payable_overdue_amount": 0.0,
+                         **dict.fromkeys(AGED_FIELDS, 0.0)}
             for partner in partners
         }
-        for partner_id, invoice_currency, invoice_type, count, outstanding, overdue, next_due, oldest, in_base \
-                in self.env.cr.fetchall():
+        for partner_id, invoice_currency, invoice_type, count, outstanding, overdue, next_due, oldest, in_base, \
+                *aged in self.env.cr.fetchall():
             values = figures[partner_id]
+            if invoice_type == "sale" and (in_base or invoice_currency == currency_id):
+                for fname, amount in zip(AGED_FIELDS, aged, strict=True):
+                    values[fname] += amount or 0.0
             # Sage's base-currency amounts add up whatever the invoice's currency; without them
             # only invoices in the business's own currency can be added (never pounds to euros).
             countable = in_base or invoice_currency == currency_id
@@ -233,6 +276,12 @@ class ResPartner(models.Model):
             if countable:
                 values[key_outstanding] += outstanding or 0.0
                 values[key_overdue] += max(overdue or 0.0, 0.0)
+        # A person of a bound company shows its company's figures (contacts list, filters).
+        persons = self.sudo().with_context(active_test=False).search([
+            ("parent_id", "in", partners.ids), ("is_company", "=", False), ("type", "=", "contact"),
+            ("id", "not in", partners.ids)])
+        owners = partners | persons
+        values_list = [figures[partner.id] for partner in partners]
+        values_list += [figures[person.parent_id.id] for person in persons]
         # sudo: the figures are written whoever triggers the recomputation, in the connection's company.
-        self.env["sage.sync"]._bulk_write(
-            partners.sudo().with_company(connection.company_id), [figures[partner.id] for partner in partners])
+        self.env["sage.sync"]._bulk_write(owners.sudo().with_company(connection.company_id), values_list)

@@ -1,7 +1,16 @@
 """Summary of one Sage sales or purchase invoice of a linked partner (read-only copy)."""
 
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
+from ..services.sage_api import SageService
+from ..services.sage_client import SageError
+from .sage_binding import sage_user_message
+
+AGED_BUCKETS = [
+    ("current", "Not yet due"), ("1_30", "1-30 days overdue"), ("31_60", "31-60 days overdue"),
+    ("61_90", "61-90 days overdue"), ("90_plus", "Over 90 days overdue"),
+]
 PAYMENT_STATES = [("paid", "Paid"), ("partial", "Part paid"), ("not_paid", "Not paid")]
 # Sage statuses that count in the figures; DRAFT, VOID and the like do not.
 OPEN_STATUSES = ("UNPAID", "PART_PAID", "DISPUTED")
@@ -43,6 +52,10 @@ class SageInvoice(models.Model):
         help="Money outstanding and the due date is past (computed against today).",
     )
     sage_url = fields.Char("Sage URL", help="Sage's own web-app link for this invoice.")
+    partner_team_id = fields.Many2one(related="partner_id.team_id", string="Sales team", store=True)
+    aged_bucket = fields.Selection(
+        AGED_BUCKETS, string="Age", compute="_compute_aged_bucket", store=True,
+        help="How late the money outstanding is (as of the last sync or daily refresh).")
     sage_updated_at = fields.Datetime()
 
     _sql_constraints = [
@@ -64,6 +77,28 @@ class SageInvoice(models.Model):
                 invoice.payment_state = "partial"
             else:
                 invoice.payment_state = "not_paid"
+
+    @api.depends("status", "outstanding_amount", "due_date")
+    def _compute_aged_bucket(self):
+        today = self._sage_today()
+        for invoice in self:
+            invoice.aged_bucket = _bucket(invoice.status, invoice.outstanding_amount, invoice.due_date, today)
+
+    @api.model
+    def _sage_refresh_aged_buckets(self, connection):
+        """Overdue moves with the calendar: put every open invoice of ``connection`` in today's
+        bucket (one UPDATE, run by every sync)."""
+        self.flush_model()
+        self.env.cr.execute(
+            """UPDATE sage_invoice SET aged_bucket = CASE
+                    WHEN due_date IS NULL OR due_date >= %(today)s THEN 'current'
+                    WHEN %(today)s - due_date <= 30 THEN '1_30'
+                    WHEN %(today)s - due_date <= 60 THEN '31_60'
+                    WHEN %(today)s - due_date <= 90 THEN '61_90'
+                    ELSE '90_plus' END
+                WHERE connection_id = %(connection)s AND status = ANY(%(open)s) AND outstanding_amount > 0""",
+            {"today": self._sage_today(), "connection": connection.id, "open": list(OPEN_STATUSES)})
+        self.invalidate_model(["aged_bucket"])
 
     @api.model
     def _sage_today(self):
@@ -96,3 +131,34 @@ class SageInvoice(models.Model):
         """Open this invoice in Sage's web app."""
         self.ensure_one()
         return {"type": "ir.actions.act_url", "url": self.sage_url, "target": "new"}
+
+    def action_download_pdf(self):
+        """Fetch Sage's PDF of this invoice now (never when the form opens) and download it."""
+        self.ensure_one()
+        self.check_access("read")
+        service = SageService(self.connection_id.sudo()._get_client())
+        try:
+            pdf = service.invoice_pdf(self.invoice_type, self.sage_id)
+        except SageError as error:
+            raise UserError(sage_user_message(error)) from None
+        if not pdf or not pdf.startswith(b"%PDF"):
+            raise UserError(_("Sage did not send a PDF for %s.", self.number or self.sage_id))
+        attachment = self.env["ir.attachment"].sudo().create({
+            "name": "%s.pdf" % (self.number or self.sage_id), "raw": pdf, "mimetype": "application/pdf",
+            "res_model": self._name, "res_id": self.id,
+        })
+        return {"type": "ir.actions.act_url", "target": "self",
+                "url": "/web/content/%s?download=true" % attachment.id}
+
+
+def _bucket(status, outstanding, due_date, today):
+    if status not in OPEN_STATUSES or not outstanding or outstanding <= 0:
+        return False
+    if not due_date or due_date >= today:
+        return "current"
+    late = (today - due_date).days
+    if late <= 30:
+        return "1_30"
+    if late <= 60:
+        return "31_60"
+    return "61_90" if late <= 90 else "90_plus"

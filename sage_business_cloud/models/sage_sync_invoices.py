@@ -181,3 +181,4 @@ class SageSync(models.AbstractModel):
         )
         partner_ids = [row[0] for row in self.env.cr.fetchall()]
         self.env["res.partner"].browse(partner_ids)._sage_recompute_invoice_figures(connection)
+        self.env["sage.invoice"]._sage_refresh_aged_buckets(connection)

@@ -12,7 +12,7 @@ class SageSyncRun(models.Model):
     connection_id = fields.Many2one("sage.connection", required=True, ondelete="cascade", index=True)
     company_id = fields.Many2one(related="connection_id.company_id", store=True, index=True)
     trigger = fields.Selection(
-        [("cron", "Scheduled"), ("manual", "Sync now"), ("script", "Script / test")],
+        [("cron", "Every 2 hours"), ("manual", "Sync now"), ("script", "Started by a script")],
         required=True, default="cron",
     )
     state = fields.Selection(

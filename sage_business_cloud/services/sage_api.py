@@ -106,6 +106,11 @@ class SageService:
     def get_invoice(self, invoice_type, invoice_id):
         return self.client.get(INVOICE_RESOURCES[invoice_type], invoice_id)
 
+    def invoice_pdf(self, invoice_type, invoice_id):
+        """Sage's own PDF of an invoice (bytes)."""
+        return self.client.request("GET", f"/{INVOICE_RESOURCES[invoice_type]}/{invoice_id}",
+                                   accept="application/pdf")
+
     # ---------------------------------------------------------------- business
     def base_currency(self):
         """ISO code of the business's base currency, or None when Sage does not say."""

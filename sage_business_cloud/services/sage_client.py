@@ -905,14 +905,15 @@ class SageClient:
         ceiling = min(self.settings.backoff_cap, self.settings.backoff_base * (2 ** attempt))
         return self.jitter(0, ceiling)
 
-    def request(self, method, path, params=None, json=None):
+    def request(self, method, path, params=None, json=None, accept=None):
         """Send one API call with auth, retries and error mapping.
 
-        Returns the decoded JSON body, or None for an empty body (e.g. 204).
+        Returns the decoded JSON body, or None for an empty body (e.g. 204). With ``accept``
+        (e.g. ``"application/pdf"``), asks Sage for that rendition and returns its bytes.
         """
-        return self._send(method.upper(), self._url(path, params), json=json)
+        return self._send(method.upper(), self._url(path, params), json=json, accept=accept)
 
-    def _send(self, method, url, json=None, worker=None, refreshed=False, check_expiry=True):
+    def _send(self, method, url, json=None, worker=None, refreshed=False, check_expiry=True, accept=None):
         """:meth:`request` for an absolute ``url``.
 
         ``worker`` is None on the caller's thread. In a read-ahead worker it is the listing's
@@ -924,7 +925,7 @@ class SageClient:
         log_path = urlsplit(url).path
         retry_safe = method in _RETRY_SAFE_METHODS or _has_idempotency_id(json)
         session = self._session if worker is None else self._local.session
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept or "application/json"}
         if self.business_id and self._needs_business_header(url):
             headers["X-Business"] = self.business_id
         attempt = 0
@@ -989,6 +990,8 @@ class SageClient:
                 continue
             if status >= 400:
                 raise self._error(response, method, log_path)
+            if accept:
+                return response.content
             if not response.content or not response.content.strip():
                 return None
             data = _json_or_none(response)

@@ -7,6 +7,7 @@ started, which would let a run without Chromium pass unnoticed.
 """
 
 import json
+import time
 import unittest
 from datetime import date, timedelta
 from unittest import mock
@@ -157,6 +158,31 @@ class TestTours(SageHttpCase):
             "invoiceCount": 2,
             "overdueUrl": overdue.sage_url,
         })
+
+    def test_sales_user_sees_the_debt_at_a_glance_and_downloads_a_pdf(self):
+        contact_id = self.sage_contact("Lantern Quay Ltd")
+        overdue_id = self.sage_invoice(contact_id, 640.0, days_old=70, due_in=30)
+        self.sage_invoice(contact_id, 90.0, days_old=3, due_in=30)
+        self.sync()
+        customer = self.env["res.partner"].search([("sage_contact_id", "=", contact_id)])
+        overdue = customer.sage_invoice_ids.filtered(lambda i: i.sage_id == overdue_id)
+        self.assertEqual(overdue.aged_bucket, "31_60")
+        salesman = new_test_user(self.env, login="sage_tour_glance", name="Gary Glance",
+                                 groups="base.group_user,sales_team.group_sale_salesman")
+        self.run_tour("/odoo/res.partner/%d" % customer.id, "sage_business_cloud_glance", salesman.login, {
+            "overdueAmount": self.money(640.0),
+            "overdueNumber": overdue.number,
+            "overdueBucket": "31-60 days overdue",
+        })
+        for _attempt in range(50):  # the click's request may still be finishing
+            self.env.invalidate_all()
+            pdf = self.env["ir.attachment"].search([("res_model", "=", "sage.invoice"), ("res_id", "=", overdue.id)])
+            if pdf:
+                break
+            time.sleep(0.2)
+        self.assertEqual(len(pdf), 1)
+        self.assertTrue(pdf.raw.startswith(b"%PDF-"))
+        self.assertIn(overdue.number.encode(), pdf.raw)
 
     def test_user_exports_a_person_of_a_company_to_sage(self):
         company = self.env["res.partner"].create({

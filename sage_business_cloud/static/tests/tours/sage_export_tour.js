@@ -17,7 +17,7 @@ registry.category("web_tour.tours").add("sage_business_cloud_export", {
             },
             {
                 content: "Not linked yet: Export to Sage",
-                trigger: ".o_notebook [name='sage_not_linked'] button[name='action_export_to_sage']",
+                trigger: ".o_notebook [name='sage_export'] button[name='action_export_to_sage']",
                 run: "click",
             },
             {

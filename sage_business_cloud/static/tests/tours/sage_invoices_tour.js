@@ -8,7 +8,7 @@ import { browser } from "@web/core/browser/browser";
 import { registry } from "@web/core/registry";
 import { quoted, sageTourData } from "./sage_tour_data";
 
-const INVOICES = ".o_field_widget[name='sage_display_invoice_ids']";
+const INVOICES = ".o_field_widget[name='sage_display_sale_invoice_ids']";
 
 registry.category("web_tour.tours").add("sage_business_cloud_invoices", {
     steps: () => {
