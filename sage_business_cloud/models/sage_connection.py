@@ -350,14 +350,19 @@ class SageConnection(models.Model):
         connection = self[:1].sudo()
         return connection.currency_id or connection.company_id.currency_id or self.env.company.currency_id
 
-    def _sage_read_base_currency(self, client):
-        """Ask Sage for the business's base currency and remember it (unknown: left as is)."""
+    def _sage_read_base_currency(self, client, in_sync=False):
+        """Ask Sage for the business's base currency and remember it (unknown: left as is).
+
+        ``in_sync``: written in a short transaction of its own, like the sync's other bookkeeping;
+        at connect time it is part of the transaction that binds the business.
+        """
         self.ensure_one()
+        save = self._write_sync_state if in_sync else self.sudo().write
         try:
             code = SageService(client).base_currency()
         except SageError as error:
             _logger.info("Sage: the base currency of %s could not be read: %s", self.company_id.name, error)
-            self._write_sync_state({"currency_asked": True})
+            save({"currency_asked": True})
             return
         currency = self.env["res.currency"].with_context(active_test=False).search(
             [("name", "=", (code or "").upper())], limit=1) if code else None
@@ -366,7 +371,7 @@ class SageConnection(models.Model):
             if not currency.active:
                 currency.sudo().active = True
             values["currency_id"] = currency.id
-        self._write_sync_state(values)
+        save(values)
 
     # ------------------------------------------------------------------
     # tokens

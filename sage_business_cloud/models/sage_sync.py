@@ -158,7 +158,7 @@ class SageSync(models.AbstractModel):
             connection._write_sync_state({"sync_requested": False})
             state.client = SageService(connection._get_client())
             if not connection.currency_asked:
-                connection._sage_read_base_currency(state.client.client)
+                connection._sage_read_base_currency(state.client.client, in_sync=True)
             self._sync_contacts(state)
             self._sync_deleted_contacts(state)
             connection._write_sync_state({"contacts_synced_until": started - OVERLAP})

@@ -107,7 +107,7 @@ class TestExportRules(ExportHelpers, SageTransactionCase):
         action = existing.action_export_to_sage()
         self.assertEqual(action["res_model"], "sage.export.confirm")
         self.assertFalse(self.requests_to("/v3.1/contacts"), "nothing was sent before the user chose")
-        wizard = self.env["sage.export.confirm"].with_context(action["context"]).create({})
+        wizard = self.env["sage.export.confirm"].with_context(**action["context"]).create({})
         self.assertEqual(wizard.duplicate_id, flagged)
         wizard.action_export_anyway()
         self.assertTrue(existing.sage_contact_id)
