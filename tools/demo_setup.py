@@ -45,6 +45,7 @@ def connect():
     """The browser's path without a browser: the sandbox approves at once (bin/demo starts it with
     --auto-approve), and the code goes through the same exchange as the callback."""
     action = connection.with_user(admin).action_connect()
+    env.cr.commit()  # like the browser: Connect and the callback are two requests, two transactions
     answer = requests.get(action["url"], allow_redirects=False, timeout=10)
     if answer.status_code not in (302, 303):
         raise SystemExit("The sandbox asks for consent: open Settings > Sage Business Cloud > Connect.")
