@@ -229,10 +229,20 @@ def shoot_sage_tab(browser, odoo):
     tab = ".o_form_view .o_notebook .nav-link[name='sage']"
     browser.wait_for(tab)
     browser.click(tab)
-    browser.wait_for(".o_field_widget[name='sage_display_invoice_ids'] .o_data_row")
+    browser.wait_for(".o_field_widget[name='sage_display_sale_invoice_ids'] .o_data_row")
     # The tab is below the partner's address: bring the tab's headers to the top of the page.
     browser.evaluate("document.querySelector('.o_form_view .o_notebook').scrollIntoView({block: 'start'})")
     browser.wait_for(".o_field_widget[name='sage_display_overdue_amount']")
+
+
+def shoot_smart_button(browser, odoo):
+    browser.navigate("%s/odoo/contacts/%d" % (odoo.url, overdue_customer(odoo)))
+    browser.wait_for("button[name='action_sage_open_invoices'] .text-danger")
+
+
+def shoot_receivables(browser, odoo):
+    browser.navigate("%s/odoo/action-sage_business_cloud.sage_invoice_action_receivables" % odoo.url)
+    browser.wait_for(".o_pivot table th")
 
 
 def shoot_settings(browser, odoo):
@@ -249,6 +259,8 @@ def shoot_action(xmlid):
 
 SHOTS = {
     "sage-tab.png": shoot_sage_tab,
+    "smart-button.png": shoot_smart_button,
+    "aged-debt.png": shoot_receivables,
     "settings.png": shoot_settings,
     "contacts-to-review.png": shoot_action("sage_business_cloud.res_partner_action_sage_review"),
     "sync-runs.png": shoot_action("sage_business_cloud.sage_sync_run_action"),
