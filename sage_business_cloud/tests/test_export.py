@@ -282,3 +282,11 @@ class TestExport(ExportHelpers, SageTransactionCase):
         self.assertEqual(action["params"]["type"], "warning")
         self.assertEqual([c["name"] for c in self.sage_contacts()], ["Solo Person"])
         self.assertFalse(company.sage_contact_id)
+
+
+class TestExportWhenSageReplacesNestedObjects(TestExport):
+    """Every export test again, with a Sage whose PUT replaces a nested object whole."""
+
+    def setUp(self):
+        super().setUp()
+        self.sandbox.set_nested_put("replace")

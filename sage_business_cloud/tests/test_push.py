@@ -243,3 +243,11 @@ class TestPush(ExportHelpers, SageTransactionCase):
 
         self.assertEqual(self.sandbox.request_log()["total"], 0)
         self.assertEqual(self.triggers(), before, "nothing to send: the cron is not even woken")
+
+
+class TestPushWhenSageReplacesNestedObjects(TestPush):
+    """Every push test again, with a Sage whose PUT replaces a nested object whole."""
+
+    def setUp(self):
+        super().setUp()
+        self.sandbox.set_nested_put("replace")
