@@ -67,8 +67,17 @@ class SageBinding(models.Model):
         if changed:
             changed.write({"push_state": "pending", "push_error": False,
                            "push_attempts": 0, "push_next_at": False})
-            self.env.ref(PUSH_CRON).sudo()._trigger()
+            changed._sage_schedule_pushes()
         return changed
+
+    def _sage_schedule_pushes(self, at=None):
+        """Have these pending bindings pushed, once this transaction commits, or at ``at``.
+
+        The one place pushes are handed over: by default the push cron is triggered (it pushes
+        whatever is pending and due); an addon may push each binding in a worker of its own.
+        The cron also calls it with no binding when a full batch may hide more work.
+        """
+        self.env.ref(PUSH_CRON).sudo()._trigger(at=at)
 
     # ------------------------------------------------------------------
     # the cron
@@ -89,15 +98,14 @@ class SageBinding(models.Model):
             if auto_commit():
                 # One binding per transaction: a push that reached Sage is never rolled back.
                 self.env.cr.commit()  # pylint: disable=invalid-commit
-        cron = self.env.ref(PUSH_CRON).sudo()
         # A full batch may hide more work; a batch of rows locked by editors does not (their
         # commits trigger the cron again), so it must not make the cron spin.
         if len(bindings) == limit and handled:
-            cron._trigger()
+            Binding.browse()._sage_schedule_pushes()
         later = Binding.search([("push_state", "=", "pending"), ("push_next_at", ">", now)],
                                order="push_next_at", limit=1)
         if later:
-            cron._trigger(at=later.push_next_at)
+            later._sage_schedule_pushes(at=later.push_next_at)
         return len(bindings)
 
     def _sage_lock_row(self):

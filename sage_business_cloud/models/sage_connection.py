@@ -519,7 +519,7 @@ class SageConnection(models.Model):
         if any(c.state != "connected" for c in self):
             raise UserError(_("Connect to Sage before syncing."))
         self.sudo().write({"sync_requested": True})
-        self.env.ref("sage_business_cloud.ir_cron_sage_sync").sudo()._trigger()
+        self._sage_dispatch_syncs("manual")
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -532,12 +532,24 @@ class SageConnection(models.Model):
 
     @api.model
     def _cron_sync(self):
-        """Cron entry point: sync every connected company, one after the other."""
-        connections = self.sudo().search([("state", "=", "connected")])
-        for connection in connections:
-            trigger = "manual" if connection.sync_requested else "cron"
+        """Cron entry point: sync every connected company."""
+        self.sudo().search([("state", "=", "connected")])._sage_dispatch_syncs("cron")
+
+    def _sage_dispatch_syncs(self, trigger):
+        """Have these connections synced; the one place Sync now and the cron hand the work over.
+
+        ``trigger`` is ``"manual"`` (Sync now, from the caller's transaction: nothing may run
+        before it commits) or ``"cron"`` (the sync cron, which may do the work itself). By
+        default Sync now triggers the cron and the cron syncs the companies one after the other
+        in its own process; an addon may hand each company to a worker of its own instead.
+        """
+        if trigger == "manual":
+            self.env.ref("sage_business_cloud.ir_cron_sage_sync").sudo()._trigger()
+            return
+        for connection in self:
+            run_trigger = "manual" if connection.sync_requested else trigger
             try:
-                connection.with_company(connection.company_id)._run_sync(trigger=trigger)
+                connection.with_company(connection.company_id)._run_sync(trigger=run_trigger)
             except Exception:  # noqa: BLE001 - one company's failure must not stop the others
                 _logger.exception("Sage: the sync of %s failed", connection.company_id.name)
                 if not _is_testing():

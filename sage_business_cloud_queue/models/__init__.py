@@ -1,0 +1,2 @@
+from . import sage_connection
+from . import sage_binding
