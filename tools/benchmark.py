@@ -204,13 +204,18 @@ class Bench:
                             values, kids = contact_values(contact, countries)
                         except MappingError:
                             continue
-                        link = Partner._sage_link_values(connection, contact, "imported")
                         # Other Sage ids than the import's (whose partners exist already).
-                        link["sage_contact_id"] = "floor-" + contact["id"]
-                        vals_list.append({**values, **link, "team_id": team})
+                        vals_list.append({**values, "team_id": team, "sage_contact_id": "floor-" + contact["id"],
+                                          "contact": contact})
                         children.append(kids)
                 known = Partner._fields
-                created = Partner.create([{k: v for k, v in vals.items() if k in known} for vals in vals_list])
+                created = Partner.create([{k: v for k, v in vals.items() if k in known and k != "sage_contact_id"}
+                                          for vals in vals_list])
+                Binding = env["sage.binding"]
+                Binding.create([
+                    Binding._sage_bind_values(connection, partner.id, dict(vals["contact"], id=vals["sage_contact_id"]),
+                                              "imported")
+                    for vals, partner in zip(vals_list, created, strict=True)])
                 child_vals = [{**child, "parent_id": partner.id}
                               for partner, kids in zip(created, children, strict=True) for child in kids]
                 if child_vals:
@@ -375,15 +380,7 @@ def connect(connection, business_ids):
     connection._store_token(oauth.fetch_token(code, code_verifier=verifier))
     connection.sudo().available_businesses = [{"id": bid, "name": bid} for bid in business_ids]
     connection.env.cr.commit()
-    # Selecting the business writes the connection again in a transaction of its own
-    # (``_write_sync_state``), which would wait for this one's lock on the same row: while it
-    # runs, this thread counts as a test thread, so that write goes through this cursor.
-    thread = threading.current_thread()
-    thread.testing = True
-    try:
-        connection._select_business(business_ids[0])
-    finally:
-        del thread.testing
+    connection._select_business(business_ids[0])
 
 
 def main():
