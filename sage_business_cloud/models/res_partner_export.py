@@ -19,7 +19,7 @@ from odoo.exceptions import UserError
 from ..services import sage_export
 from ..services.names import exact_name
 from ..services.sage_api import SageService
-from ..services.sage_client import SageError
+from ..services.sage_client import SageError, SageNotFoundError
 from .sage_binding import sage_user_message
 
 PUSH_CRON = "sage_business_cloud.ir_cron_sage_push"
@@ -312,10 +312,16 @@ class ResPartner(models.Model):
         return None
 
     @api.model
-    def _sage_call(self, call):
-        """Run a Sage call; turn Sage's failures into messages a user can act on."""
+    def _sage_call(self, call, gone_ok=False):
+        """Run a Sage call; turn Sage's failures into messages a user can act on.
+
+        ``gone_ok``: a 404 raises ``_SageGone`` for the caller to handle instead."""
         try:
             return call()
+        except SageNotFoundError:
+            if gone_ok:
+                raise _SageGone() from None
+            raise UserError(sage_user_message(SageNotFoundError("not found"))) from None
         except SageError as error:
             raise UserError(sage_user_message(error)) from None
 
@@ -418,7 +424,11 @@ class ResPartner(models.Model):
             raise UserError(_("%s is not linked to a Sage contact.", self.display_name))
         self._sage_lock()
         service = SageService(connection._get_client())
-        contact = self._sage_call(lambda: service.get_contact(binding.sage_contact_id))
+        try:
+            contact = self._sage_call(lambda: service.get_contact(binding.sage_contact_id), gone_ok=True)
+        except _SageGone:
+            # Deleted already (by an earlier click whose answer was lost, or in Sage itself).
+            return self._sage_deleted_already(binding)
         if not contact.get("deletable", True):
             raise UserError(_(
                 "Sage does not allow deleting “%s”: it has transactions (invoices, credit notes or "
@@ -433,15 +443,43 @@ class ResPartner(models.Model):
             binding._sage_end()
             self.with_context(sage_deleted_in_sage=True).unlink()
             self.env.flush_all()
-            self._sage_call(lambda: service.delete_contact(sage_id))
+            self._sage_delete_contact(service, sage_id)
             return {
                 "type": "ir.actions.client", "tag": "display_notification",
                 "params": {"type": "success", "title": _("Sage Business Cloud"),
                            "message": _("%s was deleted in Sage and in Odoo.", name),
                            "next": {"type": "ir.actions.act_window_close"}},
             }
-        self._sage_call(lambda: service.delete_contact(sage_id))
+        self._sage_delete_contact(service, sage_id)
         binding._sage_end(note=_("Deleted in Sage (Sage id %(id)s) by %(user)s; the partner is kept in Odoo.",
                                  id=sage_id, user=self.env.user.name))
         return self._sage_notify(_("%s was deleted in Sage. The partner stays in Odoo, unlinked; "
                                    "archive or delete it if you no longer need it.", name), "success")
+
+    def _sage_delete_contact(self, service, sage_id):
+        """DELETE the Sage contact; a 404 means a retry of a DELETE Sage carried out already."""
+        try:
+            self._sage_call(lambda: service.delete_contact(sage_id), gone_ok=True)
+        except _SageGone:
+            pass
+
+    def _sage_deleted_already(self, binding):
+        """The Sage contact of ``binding`` no longer exists: end the link, keep the partner."""
+        sage_id = binding.sage_contact_id
+        binding._sage_end(note=_("The Sage contact (Sage id %(id)s) no longer exists in Sage; the partner is "
+                                 "kept in Odoo, unlinked (%(user)s).", id=sage_id, user=self.env.user.name))
+        if self.env.context.get("sage_delete_partner"):
+            name = self.display_name
+            self.with_context(sage_deleted_in_sage=True).unlink()
+            return {
+                "type": "ir.actions.client", "tag": "display_notification",
+                "params": {"type": "success", "title": _("Sage Business Cloud"),
+                           "message": _("%s was already deleted in Sage; it is now deleted in Odoo.", name),
+                           "next": {"type": "ir.actions.act_window_close"}},
+            }
+        return self._sage_notify(_("%s was already deleted in Sage. The partner stays in Odoo, unlinked.",
+                                   self.display_name), "success")
+
+
+class _SageGone(Exception):
+    """Sage answered 404: the record is not (or no longer) there."""

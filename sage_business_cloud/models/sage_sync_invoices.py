@@ -10,12 +10,26 @@ from odoo import _, fields, models
 
 from ..services.sage_client import SageNotFoundError
 from ..services.sage_mapping import MappingError, invoice_values
+from .sage_invoice import COUNTED_STATUSES
 from .sage_sync import OVERLAP
 
 RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices"}
 WATERMARKS = {"sale": "invoices_synced_until", "purchase": "purchases_synced_until"}
 #: Retry-list kind of the invoices of each type that failed to map.
 INVOICE_RETRY = {"sale": "sale_invoice", "purchase": "purchase_invoice"}
+
+
+#: Sage's invoice statuses. Another one is not guessed at (stored, it would count in no figure
+#: and stay wrong until the invoice changes again in Sage): the invoice is read again by id.
+KNOWN_STATUSES = frozenset(COUNTED_STATUSES + ("DRAFT", "PRO_FORMA", "VOID"))
+
+
+def _check_invoice(values):
+    """Refuse what would store a wrong row: an unknown status, no contact to hang it on."""
+    if values["status"] not in KNOWN_STATUSES:
+        raise MappingError("unknown invoice status %s" % values["status"])
+    if not values["sage_contact_id"]:
+        raise MappingError("the invoice has no contact")
 
 
 class SageSync(models.AbstractModel):
@@ -85,6 +99,7 @@ class SageSync(models.AbstractModel):
         for invoice in invoices:
             try:
                 values = invoice_values(invoice, invoice_type, currencies)
+                _check_invoice(values)
             except MappingError as error:
                 state.error(RESOURCES[invoice_type], invoice.get("id"), invoice.get("displayed_as"), error)
                 if invoice.get("id"):

@@ -996,8 +996,15 @@ class SageClient:
                 return None
             data = _json_or_none(response)
             if data is None:
-                raise SageError(
-                    f"Sage {method} {log_path} returned a non-JSON body", status=status,
+                # An answer cut short on its way: like a dropped connection, sent again when
+                # that is safe (the call itself was carried out; a retry reads or repeats it).
+                if retry_safe and attempt < self.settings.max_retries:
+                    self._wait(self._backoff(attempt), method, log_path, "answer is not JSON", worker)
+                    attempt += 1
+                    continue
+                raise SageTransientError(
+                    f"Sage {method} {log_path} returned an answer that is not JSON (cut short?)"
+                    + (f" after {attempt + 1} attempts" if attempt else ""), status=status,
                     request_id=_request_id(response),
                 )
             return data

@@ -96,6 +96,20 @@ class TestMergeLinkDelete(ExportHelpers, SageTransactionCase):
         self.assertEqual(self.sage_contacts(), [])
         self.assertFalse(self.env["sage.deleted.contact"].search([("sage_contact_id", "=", sage_id)]))
 
+    def test_delete_of_a_contact_already_gone_from_sage_ends_the_link(self):
+        """A first click whose answer was lost deleted it already (or someone did, in Sage)."""
+        kept = self.make_company(name="Already Gone Ltd")
+        gone = self.make_company(name="Already Gone Too Ltd")
+        (kept | gone).action_export_to_sage()
+        for partner in (kept, gone):
+            self.sage_client().delete("contacts", partner.sage_contact_id)
+        action = kept.action_sage_delete()
+        self.assertIn("already deleted in Sage", action["params"]["message"])
+        self.assertTrue(kept.exists())
+        self.assertFalse(kept.sage_contact_id)
+        gone.with_context(sage_delete_partner=True).action_sage_delete()
+        self.assertFalse(gone.exists())
+
     def test_delete_refused_when_the_contact_has_transactions(self):
         partner = self.make_company(name="Has Invoices Ltd")
         partner.action_export_to_sage()

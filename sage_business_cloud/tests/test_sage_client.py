@@ -428,6 +428,21 @@ def test_timeouts_and_connection_errors_retried_then_transient_error(rsps, make_
     assert len(sleeper.calls) == 2
 
 
+def test_answer_cut_short_is_read_again_then_transient_error(rsps, make_client, sleeper):
+    cut = {"status": 200, "body": '{"$items": [{"id": "c', "content_type": "application/json"}
+    rsps.get(f"{API}/contacts/c1", **cut)
+    rsps.get(f"{API}/contacts/c1", json={"id": "c1"})
+    assert make_client().get("contacts", "c1") == {"id": "c1"}
+    assert len(sleeper.calls) == 1
+
+    for _ in range(3):
+        rsps.get(f"{API}/contacts/c2", **cut)
+    client = make_client(make_settings(max_retries=2))
+    with pytest.raises(sc.SageTransientError, match="not JSON"):
+        client.get("contacts", "c2")
+    assert client.request_count == 3
+
+
 @pytest.mark.parametrize("failure", [{"status": 503}, {"body": requests.Timeout("slow")}])
 def test_post_without_idempotency_id_is_not_retried(rsps, make_client, sleeper, failure):
     rsps.post(f"{API}/contacts", **failure)
