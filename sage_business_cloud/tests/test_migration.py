@@ -58,7 +58,8 @@ def test_upgrade_moves_links_into_bindings():
     _root, _command, addons = locate()
     with tempfile.TemporaryDirectory() as old:
         _old_addon(old)
-        old_addons = addons.replace(str(REPO), old)
+        # the repository's own entry (this addon) becomes the old one; the others stay
+        old_addons = ",".join(old if path == str(REPO) else path for path in addons.split(","))
         assert (Path(old) / "sage_business_cloud" / "__manifest__.py").is_file()
         try:
             _odoo(db, "-i", "sage_business_cloud", "--stop-after-init", addons_path=old_addons)
