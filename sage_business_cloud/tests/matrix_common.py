@@ -86,7 +86,6 @@ class Book:
             env["ir.config_parameter"].set_param("web.base.url", TEST_BASE_URL)
             gbp = env.ref("base.GBP")
             gbp.active = True
-            env.ref("base.main_company").currency_id = gbp
             self.connection_id = env["sage.connection"]._get_for_company(env.ref("base.main_company")).id
 
     @contextmanager
@@ -102,21 +101,31 @@ class Book:
         self.sandbox.clear_requests()
         self.business_id = self.sandbox.store.business_ids()[0]
         with self.registry.cursor() as cr:
-            env = env_of(cr)
-            connection = env["sage.connection"].browse(self.connection_id)
-            Partner = env["res.partner"].with_context(active_test=False)
-            partners = env["sage.binding"].search([("connection_id", "=", connection.id)]).partner_id
-            partners |= Partner.search([("name", "=like", NAME_PREFIX + "%")])
-            partners |= Partner.search([("parent_id", "in", partners.commercial_partner_id.ids)])
-            # every partner made from (or for) Sage, at any depth
-            partners |= Partner.search([("parent_id", "in", partners.ids)])
-            partners.with_context(sage_deleted_in_sage=True).unlink()
-            for model in ("sage.invoice", "sage.sync.run", "sage.sync.backlog", "sage.deleted.contact"):
-                env[model].search([("connection_id", "=", connection.id)]).unlink()
+            connection = self._forget(env_of(cr))
             connection.write({"contacts_synced_until": False, "invoices_synced_until": False,
                               "purchases_synced_until": False, "currency_asked": False,
                               "last_error": False})
             connect_to_sandbox(connection, self.sandbox, self.business_id)
+
+    def cleanup(self):
+        """Leave the database as the matrix found it: the other tests share its company."""
+        self.sandbox.clear_faults()
+        with self.registry.cursor() as cr:
+            self._forget(env_of(cr)).unlink()
+
+    def _forget(self, env):
+        """Delete what the cells committed in Odoo; return the connection."""
+        connection = env["sage.connection"].browse(self.connection_id)
+        Partner = env["res.partner"].with_context(active_test=False)
+        partners = env["sage.binding"].search([("connection_id", "=", connection.id)]).partner_id
+        partners |= Partner.search([("name", "=like", NAME_PREFIX + "%")])
+        partners |= Partner.search([("parent_id", "in", partners.commercial_partner_id.ids)])
+        # every partner made from (or for) Sage, at any depth
+        partners |= Partner.search([("parent_id", "in", partners.ids)])
+        partners.with_context(sage_deleted_in_sage=True).unlink()
+        for model in ("sage.invoice", "sage.sync.run", "sage.sync.backlog", "sage.deleted.contact"):
+            env[model].search([("connection_id", "=", connection.id)]).unlink()
+        return connection
 
     def reconnect(self):
         with self.registry.cursor() as cr:

@@ -64,9 +64,11 @@ def _cells():
 @pytest.fixture(scope="module")
 def book():
     ground = Book()
-    with ground.patched():
-        yield ground
-    ground.sandbox.clear_faults()
+    try:
+        with ground.patched():
+            yield ground
+    finally:
+        ground.cleanup()
 
 
 @pytest.mark.parametrize(("phase", "fault", "length"), list(_cells()))
