@@ -19,9 +19,10 @@ from odoo.exceptions import UserError
 
 from ..services import sage_export
 from ..services.sage_api import SageService
-from ..services.sage_client import SageError, SageNotFoundError, SageValidationError
+from ..services.sage_client import SageAuthError, SageError, SageNotFoundError, SageValidationError
 from ..services.sage_format import MappingError, parse_datetime
 from ..services.transactions import auto_commit
+from .sage_binding import sage_user_message
 
 _logger = logging.getLogger(__name__)
 
@@ -158,11 +159,15 @@ class SageBinding(models.Model):
             attempts = self.push_attempts + 1
             delay = RETRY_MINUTES[min(attempts, len(RETRY_MINUTES)) - 1]
             message = error.args[0] if isinstance(error, UserError) else error.message
+            if isinstance(error, SageAuthError):  # not an outage: it waits for a reconnection
+                reason = _("%(words)s The change is sent once it is done.", words=sage_user_message(error))
+            else:
+                reason = _("Sage could not be reached (%(error)s); retrying in %(minutes)s min.",
+                           error=message, minutes=delay)
             self.write({
                 "push_attempts": attempts,
                 "push_next_at": fields.Datetime.now() + timedelta(minutes=delay),
-                "push_error": _("Sage could not be reached (%(error)s); retrying in %(minutes)s min.",
-                                error=message, minutes=delay),
+                "push_error": reason,
             })
             _logger.info("Sage push of binding %s postponed: %s", self.id, message)
             return True

@@ -61,6 +61,7 @@ from ..services.sage_client import (
 )
 from ..services.sage_api import SageService
 from ..services.transactions import auto_commit
+from .sage_binding import sage_user_message
 
 _logger = logging.getLogger(__name__)
 
@@ -170,9 +171,9 @@ class SageSync(models.AbstractModel):
                 self._commit()
             self._sync_waiting_invoices(state)
         except SageAuthError as error:
-            failure = str(error)
+            failure = "%s (%s)" % (sage_user_message(error), error)
             self._rollback()
-            self._mark_needs_reconnect_once(connection, failure)
+            self._mark_needs_reconnect_once(connection, str(error))
         except (SageRateLimitError, SageTransientError) as error:
             failure = _("Sage did not answer in time (%s). The next run carries on from here.", error)
             self._rollback()

@@ -87,6 +87,7 @@ def test_fault_matrix(book, phase, fault, length):
     _report(phase, fault, length, outcome)
     book.sandbox.clear_faults()
     if fault == "grant_revoked":
+        assert "reconnect" in outcome["message"], outcome
         assert book.connection_state() == "needs_reconnect"
         book.reconnect()
 
