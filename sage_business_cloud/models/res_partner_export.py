@@ -10,6 +10,7 @@ the partner's company (``sage.binding._sage_check_may_change``) before anything 
 bindings are then written with sudo.
 """
 
+import logging
 import uuid
 
 import psycopg2
@@ -22,6 +23,7 @@ from ..services.sage_api import SageService
 from ..services.sage_client import SageError, SageNotFoundError
 from .sage_binding import sage_user_message
 
+_logger = logging.getLogger(__name__)
 PUSH_CRON = "sage_business_cloud.ir_cron_sage_push"
 
 
@@ -461,7 +463,7 @@ class ResPartner(models.Model):
         try:
             self._sage_call(lambda: service.delete_contact(sage_id), gone_ok=True)
         except _SageGone:
-            pass
+            _logger.info("Sage contact %s was already deleted in Sage (a retried DELETE)", sage_id)
 
     def _sage_deleted_already(self, binding):
         """The Sage contact of ``binding`` no longer exists: end the link, keep the partner."""
