@@ -66,17 +66,26 @@ class SageInvoice(models.Model):
     @api.depends("status", "outstanding_amount", "total_amount")
     def _compute_payment_state(self):
         for invoice in self:
-            if invoice.status == "PAID" or (
-                invoice.status in OPEN_STATUSES and invoice.currency_id.is_zero(invoice.outstanding_amount)
-            ):
-                invoice.payment_state = "paid"
-            elif invoice.status == "PART_PAID" or (
-                invoice.status in OPEN_STATUSES
-                and invoice.outstanding_amount < invoice.total_amount
-            ):
-                invoice.payment_state = "partial"
-            else:
-                invoice.payment_state = "not_paid"
+            invoice.payment_state = _payment_state(
+                invoice.status, invoice.outstanding_amount, invoice.total_amount, invoice.currency_id)
+
+    @api.model
+    def _sage_with_computed(self, vals_list, connection):
+        """``vals_list`` of rows the sync is about to create, with their stored computed fields
+        given (as their computes would set them), so that ``create`` does not compute them row
+        by row: the partner's sales team is read once for all rows."""
+        partners = self.env["res.partner"].browse({vals["partner_id"] for vals in vals_list})
+        partners.fetch(["team_id"])
+        Currency = self.env["res.currency"]
+        today = self._sage_today()
+        return [{
+            **vals,
+            "company_id": connection.company_id.id,
+            "partner_team_id": partners.browse(vals["partner_id"]).team_id.id,
+            "payment_state": _payment_state(vals["status"], vals["outstanding_amount"], vals["total_amount"],
+                                            Currency.browse(vals["currency_id"])),
+            "aged_bucket": _bucket(vals["status"], vals["outstanding_amount"], vals["due_date"], today),
+        } for vals in vals_list]
 
     @api.depends("status", "outstanding_amount", "due_date")
     def _compute_aged_bucket(self):
@@ -149,6 +158,14 @@ class SageInvoice(models.Model):
         })
         return {"type": "ir.actions.act_url", "target": "self",
                 "url": "/web/content/%s?download=true" % attachment.id}
+
+
+def _payment_state(status, outstanding, total, currency):
+    if status == "PAID" or (status in OPEN_STATUSES and currency.is_zero(outstanding)):
+        return "paid"
+    if status == "PART_PAID" or (status in OPEN_STATUSES and outstanding < total):
+        return "partial"
+    return "not_paid"
 
 
 def _bucket(status, outstanding, due_date, today):

@@ -13,8 +13,9 @@ One run of one connection, in this order:
    its invoices are listed with ``contact_id`` (one listing per contact, only for those, at
    most ``BACKLOG_LIMIT`` contacts per run).
 
-Whatever the outcome, the run then recomputes the figures that date from an earlier day (overdue
-depends on today; no Sage call) and records its result.
+Whatever the outcome, the run then recomputes, in one go, the figures of the partners whose
+invoice rows it changed, and those that date from an earlier day (overdue depends on today; no
+Sage call), and records its result.
 
 Matching by name: an unlinked Sage contact is linked to the one unlinked Odoo partner (company,
 or person without a company) with exactly its name. It is created and flagged for review instead
@@ -95,6 +96,8 @@ class _RunState:
         #: per invoice type: ids listed in this run, and ids in the retry list at its start
         self.invoices_seen = {"sale": set(), "purchase": set()}
         self.invoice_retry = {"sale": set(), "purchase": set()}
+        #: partners whose invoice rows this run changed: their figures are recomputed at its end
+        self.figures_due = set()
 
     def error(self, resource, sage_id, name, reason):
         self.errors.append({"resource": resource, "sage_id": sage_id, "name": name, "reason": str(reason)})
@@ -184,8 +187,8 @@ class SageSync(models.AbstractModel):
             _logger.exception("Sage sync of connection %s failed", connection.id)
             failure = _("Unexpected error: %s", error)
             self._rollback()
-        # Whatever the outcome: overdue depends on today, and this needs no Sage call.
-        self._refresh_stale_figures_safely(connection)
+        # Whatever the outcome: the figures of what was committed, and overdue depends on today.
+        self._refresh_figures_safely(state)
         return self._finish_safely(state, failure, clock)
 
     def _close_interrupted_runs(self, connection):
@@ -216,9 +219,15 @@ class SageSync(models.AbstractModel):
             _logger.exception("Sage connection %s could not be marked for reconnection", connection.id)
             self._rollback()
 
-    def _refresh_stale_figures_safely(self, connection):
+    def _refresh_figures_safely(self, state):
+        """Recompute the figures of the partners whose rows changed, once for the whole run (the
+        pages were committed one by one; should this fail or the process die, the next run reads
+        those pages again from the old watermark, and recomputes them), then the stale ones."""
+        connection = state.connection
         try:
             with self.env.cr.savepoint():
+                partners = self.env["res.partner"].browse(sorted(state.figures_due))
+                partners._sage_recompute_invoice_figures(connection)
                 self._refresh_stale_figures(connection)
             self._commit()
         except Exception:

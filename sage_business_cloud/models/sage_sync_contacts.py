@@ -169,8 +169,8 @@ class SageSync(models.AbstractModel):
     def _link_or_create(self, state, Partner, todo):
         connection = state.connection
         exact = self._exact_candidates(connection, {values["name"] for _c, values, _ch in todo})
-        keys = {name_key(values["name"]) for _c, values, _ch in todo} - {""}
-        near = self._near_candidates(connection, keys)
+        keys = {values["name"]: name_key(values["name"]) for _c, values, _ch in todo}
+        near = self._near_candidates(connection, set(keys.values()) - {""})
         in_page = Counter(values["name"] for _c, values, _ch in todo)
         to_link, to_create = [], []
         for contact, values, children in todo:
@@ -190,8 +190,7 @@ class SageSync(models.AbstractModel):
                 # Its exact name is already linked to another Sage contact.
                 review, duplicate = "near_match", twins[0]
             else:
-                key = name_key(name)
-                others = [pid for pid, other in near.get(key, []) if other != name]
+                others = [pid for pid, other in near.get(keys[name], []) if other != name]
                 if others:
                     review, duplicate = "near_match", others[0]
             to_create.append((contact, values, children, review, duplicate))
@@ -216,11 +215,11 @@ class SageSync(models.AbstractModel):
             state.counts["contacts_linked"] += len(to_link)
 
         if to_create:
-            self._create_partners(state, Partner, to_create, bodies)
+            self._create_partners(state, Partner, to_create, bodies, keys)
         if bodies:
             Partner.browse(list(bodies))._message_log_batch(bodies)
 
-    def _create_partners(self, state, Partner, to_create, bodies):
+    def _create_partners(self, state, Partner, to_create, bodies, keys):
         """Create the partners of Sage contacts Odoo did not have, their children and bindings.
 
         They belong to the connection's company (its users only see them). The main contact
@@ -234,14 +233,21 @@ class SageSync(models.AbstractModel):
             {k: v for k, v in {
                 **values, "team_id": team, "company_id": connection.company_id.id,
                 "sage_review": review or False, "sage_duplicate_of_id": duplicate or False,
+                "sage_name_key": keys[values["name"]] or False,  # computed once, for the lookup
             }.items() if k in known}
             for _contact, values, _children, review, duplicate in to_create
         ]
+        # Odoo's per-record sync of a new partner with its parent and children (``_fields_sync``:
+        # a write per child) is skipped; ``_child_inherited_values`` gives each child what it copies.
+        Partner = Partner.with_context(_partners_skip_fields_sync=True)
         created = Partner.create(vals_list)
         child_vals, person_of = [], []
+        inherit = self._child_inherited_values(created) if any(item[2] for item in to_create) else {}
         for partner, (contact, _values, children, review, _dup) in zip(created, to_create, strict=True):
             for child in children:
-                child_vals.append({**child, "parent_id": partner.id, "company_id": connection.company_id.id})
+                common, with_address = inherit[partner.id]
+                child_vals.append({**child, **(with_address if child.get("type") == "contact" else common),
+                                   "parent_id": partner.id, "company_id": connection.company_id.id})
                 person_of.append((partner.id, contact) if child.get("type") == "contact" else None)
             body = _("Created from the Sage contact %s by the Sage sync.", contact.get("name"))
             if review == "ambiguous":
@@ -251,9 +257,6 @@ class SageSync(models.AbstractModel):
             bodies[partner.id] = Markup("<p>%s</p>") % body
         main_persons = {}
         if child_vals:
-            # Odoo copies the company's commercial fields to each new child, reading the
-            # company one at a time unless they are in the cache already: load them at once.
-            created.sudo().fetch(created._commercial_fields())
             for child, owner in zip(Partner.create(child_vals), person_of, strict=True):
                 if owner and (owner[1].get("main_contact_person") or {}).get("id"):
                     main_persons[owner[0]] = (child, owner[1]["main_contact_person"]["id"])
@@ -273,6 +276,27 @@ class SageSync(models.AbstractModel):
         ])
         state.counts["contacts_created"] += len(created)
         state.counts["contacts_flagged"] += sum(1 for item in to_create if item[3])
+
+    @api.model
+    def _child_inherited_values(self, parents):
+        """``{parent id: (values, values of a contact)}``: what Odoo's ``_fields_sync`` would copy from
+        a new parent to a new child (of type ``contact``), for all parents with one read.
+
+        The commercial fields (``_commercial_fields``, extended by other addons), the parent's
+        language, and for a child of type ``contact`` the parent's address when it has one. Not
+        copied: Odoo's "first contact gives its address to a parent without one", which would
+        make a Sage delivery address the company's own (and push it to Sage as the main one).
+        """
+        commercial = parents._commercial_fields()
+        address = parents._address_fields()
+        parents.sudo().fetch(list({*commercial, *address, "lang"}))
+        default_lang = self.env.context.get("default_lang") or self.env.lang
+        result = {}
+        for parent in parents:
+            common = {**parent._update_fields_values(commercial), "lang": parent.lang or default_lang}
+            own_address = parent._update_fields_values(address)
+            result[parent.id] = (common, {**own_address, **common} if any(own_address.values()) else common)
+        return result
 
     @api.model
     def _sage_snapshots(self, partners, contacts, main_persons=None):

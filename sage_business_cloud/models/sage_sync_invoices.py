@@ -2,8 +2,8 @@
 
 One listing per invoice type changed since its own watermark, then the retry list, then the
 invoices deleted since; rows are upserted by Sage id, page by page, and the figures of the
-partners they touch are recomputed once per page. Invoices whose contact is not bound yet wait
-in the retry list.
+partners they touch are recomputed once, when the run ends (``_refresh_figures_safely``).
+Invoices whose contact is not bound yet wait in the retry list.
 """
 
 from odoo import _, fields, models
@@ -125,12 +125,12 @@ class SageSync(models.AbstractModel):
                 to_create.append(values)
             state.counts["invoices_stored"] += 1
         if to_create:
-            Invoice.create(to_create)
+            Invoice.create(Invoice._sage_with_computed(to_create, connection))
         Backlog._add(connection, "invoices", waiting)
         # Failed invoices are read again by id at the next runs (the watermark moves past them).
         Backlog._add(connection, INVOICE_RETRY[invoice_type], failed)
         Backlog._remove(connection, INVOICE_RETRY[invoice_type], done & state.invoice_retry[invoice_type])
-        self.env["res.partner"].browse(touched)._sage_recompute_invoice_figures(connection)
+        state.figures_due.update(touched)
 
     def _deleted_invoices_page(self, state, invoice_type, sage_ids):
         invoices = self.env["sage.invoice"].search([
@@ -140,7 +140,7 @@ class SageSync(models.AbstractModel):
         partners = invoices.partner_id
         state.counts["invoices_removed"] += len(invoices)
         invoices.unlink()
-        partners._sage_recompute_invoice_figures(state.connection)
+        state.figures_due.update(partners.ids)
         self.env["sage.sync.backlog"]._remove(state.connection, INVOICE_RETRY[invoice_type], sage_ids)
 
     def _remove_purchase_invoices(self, state):

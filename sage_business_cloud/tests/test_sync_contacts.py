@@ -89,10 +89,33 @@ class TestFirstImport(SageSyncCase):
         self.assertEqual((delivery.street, delivery.city), ("Unit 9", "Avonmouth"))
         person = quay.child_ids.filtered(lambda c: c.type == "contact")
         self.assertEqual((person.name, person.email), ("Sam Quay", "sam@quay.example"))
+        # what a child copies from its company, as when a user adds it in Odoo: the address
+        # (a contact person only), the language and the commercial fields
+        self.assertEqual((person.street, person.city, person.zip, person.country_id.code),
+                         ("1 Dock Road", "Bristol", "BS1 4AA", "GB"))
+        self.assertEqual((person.lang, delivery.lang), (quay.lang, quay.lang))
+        self.assertEqual(person.commercial_partner_id, quay)
         self.assertIn("Created from the Sage contact", quay.message_ids[0].body)
         # the watermark is set once the contacts were all read
         self.assertTrue(self.connection.contacts_synced_until)
         self.assertTrue(self.connection.last_sync_at)
+
+    def test_delivery_address_stays_the_childs_and_vat_is_inherited(self):
+        """A Sage contact with only a delivery address: the new company does not take it as its
+        own address (it would be pushed to Sage as the main address); a VAT number set later on
+        the company reaches its children, as Odoo does for contacts it creates itself."""
+        sage_id = self.sage_contact("Depot Only Ltd", person="Di Depot",
+                                    delivery_address={"address_line_1": "Bay 2", "city": "Crewe",
+                                                      "country_id": "GB"})
+        self.assertEqual(self.sync().state, "done")
+        company = self.partner_of(sage_id)
+        self.assertFalse(company.street or company.city)
+        delivery = company.child_ids.filtered(lambda c: c.type == "delivery")
+        person = company.child_ids.filtered(lambda c: c.type == "contact")
+        self.assertEqual((delivery.street, delivery.city), ("Bay 2", "Crewe"))
+        self.assertFalse(person.street)
+        company.write({"vat": "GB123456789"})
+        self.assertEqual((person.vat, delivery.vat), ("GB123456789", "GB123456789"))
 
     def _seed_batch(self, prefix, count, matched):
         """``count`` new Sage contacts with a person, both addresses, and ``matched`` of them
