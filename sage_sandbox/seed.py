@@ -146,7 +146,9 @@ def _seed_invoices(store, biz, rng, customers, suppliers, count, anchor):
                 "status_id": "DRAFT" if status == "DRAFT" else "UNPAID"}
         if purchase:
             data["vendor_reference"] = f"INV-{rng.randint(10000, 999999)}"
-        created = anchor - (age - rng.random()) * DAY
+        # never after the anchor: an invoice "created" later today would be listed as new by
+        # every incremental run until then (Sage lists what was created since, too)
+        created = min(anchor, anchor - (age - rng.random()) * DAY)
         rec = store.create_invoice(biz, "purchase_invoices" if purchase else "sales_invoices", data,
                                    record_id=_hex(rng), ts=created)
         if status in ("PAID", "PART_PAID"):

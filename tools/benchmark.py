@@ -65,6 +65,7 @@ def parse_args():
                         help="pages the client reads ahead (default: the client's own default; 1 = none)")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor measurement")
     parser.add_argument("--profile", metavar="FILE", help="pyinstrument text profile of the first import")
+    parser.add_argument("--profile-idle", metavar="FILE", help="pyinstrument text profile of the idle incremental run")
     return parser.parse_args()
 
 
@@ -287,14 +288,16 @@ class Bench:
             pages = math.ceil(run.contacts_read / PAGE) + math.ceil(run.invoices_read / PAGE)
             log = self.sandbox.request_log()
             row = self.add_row(label, seconds, log["total"], queries, memory.growth, max(1, pages),
-                               f"{run.state}; read {run.contacts_read}, linked {run.contacts_linked}, "
+                               f"{run.state} in {run.duration:.2f} s (recorded); "
+                               f"read {run.contacts_read}, linked {run.contacts_linked}, "
                                f"created {run.contacts_created}, invoices {run.invoices_read}; "
                                f"client requests {run.http_requests}; {repeated_reads(log)} read twice; "
                                f"{describe_calls(log)}")
+            row["duration"] = run.duration
         if profiler:
             Path(profile).write_text(profiler.output_text(unicode=True, color=False, show_all=False)
                                      + "\n" + profile_summary(profiler.last_session.root_frame(), seconds))
-            print(f"profile of the first import written to {profile}")
+            print(f"profile of the {label} run written to {profile}")
         return row
 
 
@@ -363,8 +366,8 @@ def print_goals(bench, first, idle, floor):
         (f"{first['requests']} for {bench.pages} pages", first["requests"] <= bench.pages + 5),
         (f"{first['queries'] / bench.pages:.1f} a page", first["queries"] / bench.pages <= 25),
         (f"{first['memory'] / MB:.0f} MB", first["memory"] <= 150 * MB),
-        (f"{idle['requests']} requests, {idle['seconds']:.2f} s",
-         idle["requests"] <= 6 and idle["seconds"] <= 1.0),
+        (f"{idle['requests']} requests, {idle['duration']:.2f} s recorded",
+         idle["requests"] <= 6 and idle["duration"] <= 1.0),
     ]
     print("\ngoals (issue 15)")
     for label, (measured, met) in zip(GOALS, checks, strict=True):
@@ -426,7 +429,7 @@ def main():
         bench = Bench(args, registry, sandbox, connection_id)
         bench.set_latency(args.latency)
         first = bench.measure_run("first import", profile=args.profile)
-        idle = bench.measure_run("incremental, nothing new")
+        idle = bench.measure_run("incremental, nothing new", profile=args.profile_idle)
         business = sandbox.store.business_ids()[0]
         for contact in sandbox.store.contacts(business)[:25]:
             sandbox.store.update_contact(sandbox.store.business(business), contact["id"],

@@ -98,14 +98,19 @@ class SageInvoice(models.Model):
         """Overdue moves with the calendar: put every open invoice of ``connection`` in today's
         bucket (one UPDATE, run by every sync)."""
         self.flush_model()
+        # Only the rows whose bucket changes are written: most days, few or none.
         self.env.cr.execute(
-            """UPDATE sage_invoice SET aged_bucket = CASE
-                    WHEN due_date IS NULL OR due_date >= %(today)s THEN 'current'
-                    WHEN %(today)s - due_date <= 30 THEN '1_30'
-                    WHEN %(today)s - due_date <= 60 THEN '31_60'
-                    WHEN %(today)s - due_date <= 90 THEN '61_90'
-                    ELSE '90_plus' END
-                WHERE connection_id = %(connection)s AND status = ANY(%(open)s) AND outstanding_amount > 0""",
+            """UPDATE sage_invoice SET aged_bucket = bucket FROM (
+                    SELECT id AS row_id, CASE
+                        WHEN due_date IS NULL OR due_date >= %(today)s THEN 'current'
+                        WHEN %(today)s - due_date <= 30 THEN '1_30'
+                        WHEN %(today)s - due_date <= 60 THEN '31_60'
+                        WHEN %(today)s - due_date <= 90 THEN '61_90'
+                        ELSE '90_plus' END AS bucket
+                      FROM sage_invoice
+                     WHERE connection_id = %(connection)s AND status = ANY(%(open)s) AND outstanding_amount > 0
+                ) AS aged
+                WHERE sage_invoice.id = aged.row_id AND sage_invoice.aged_bucket IS DISTINCT FROM aged.bucket""",
             {"today": self._sage_today(), "connection": connection.id, "open": list(OPEN_STATUSES)})
         self.invalidate_model(["aged_bucket"])
 

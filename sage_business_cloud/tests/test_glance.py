@@ -1,6 +1,8 @@
 """A contact's Sage picture at a glance: aged debt buckets, counts that match the rows, sales apart
 from supplier bills, a person showing its company's figures, nothing shown for unlinked partners."""
 
+from datetime import date, timedelta
+
 from .sync_common import SageSyncCase
 
 
@@ -41,6 +43,20 @@ class TestGlance(SageSyncCase):
         self.assertIn(bea, self.Partner.search([("sage_overdue_amount", ">", 0)]))
         action = bea.action_sage_open_invoices()
         self.assertEqual(self.env["sage.invoice"].search(action["domain"]), company.sage_invoice_ids)
+
+    def test_invoices_move_bucket_as_days_pass_and_only_those_are_written(self):
+        sage_id = self.sage_contact("Ageing Ltd")
+        self.sage_invoice(sage_id, 10, days_old=5, due_in=30)      # due in 25 days
+        self.sage_invoice(sage_id, 20, days_old=20, due_in=30)     # due in 10 days
+        self.sync()
+        rows = self.partner_of(sage_id).sage_invoice_ids
+        self.assertEqual(set(rows.mapped("aged_bucket")), {"current"})
+        Invoice = self.env["sage.invoice"].with_context(date=date.today() + timedelta(days=15))
+        Invoice._sage_refresh_aged_buckets(self.connection)
+        self.assertEqual(self.env.cr.rowcount, 1, "only the invoice that fell due was written")
+        self.assertEqual({int(r.total_amount): r.aged_bucket for r in rows}, {10: "current", 20: "1_30"})
+        Invoice._sage_refresh_aged_buckets(self.connection)
+        self.assertEqual(self.env.cr.rowcount, 0, "the same day again writes nothing")
 
     def test_sales_invoices_and_supplier_bills_are_kept_apart(self):
         supplier_id = self.sage_contact("Supplies Ltd", kind="VENDOR")
