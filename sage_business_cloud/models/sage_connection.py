@@ -88,6 +88,10 @@ class SageConnection(models.Model):
     contacts_synced_until = fields.Datetime(copy=False)
     invoices_synced_until = fields.Datetime(copy=False)
     purchases_synced_until = fields.Datetime(copy=False)
+    figures_refreshed_on = fields.Date(
+        copy=False, readonly=True,
+        help="Day the sync last brought every figure and aged bucket of this business up to that day "
+             "(overdue amounts depend on the date; done by the first run of each day).")
     token_id = fields.One2many(
         "sage.connection.token", "connection_id", groups="base.group_system",
     )

@@ -13,9 +13,10 @@ One run of one connection, in this order:
    its invoices are listed with ``contact_id`` (one listing per contact, only for those, at
    most ``BACKLOG_LIMIT`` contacts per run).
 
-Whatever the outcome, the run then recomputes, in one go, the figures of the partners whose
-invoice rows it changed, and those that date from an earlier day (overdue depends on today; no
-Sage call), and records its result.
+The figures of the partners whose invoice rows changed are recomputed once per listing, before
+its watermark moves. Whatever the outcome, the run then recomputes those of a listing that stopped
+midway and, at the first run of a day, those that date from an earlier day (overdue depends on
+today; no Sage call), and records its result.
 
 Matching by name: an unlinked Sage contact is linked to the one unlinked Odoo partner (company,
 or person without a company) with exactly its name. It is created and flagged for review instead
@@ -163,6 +164,7 @@ class SageSync(models.AbstractModel):
             state.client = SageService(connection._get_client())
             if not connection.currency_asked:
                 connection._sage_read_base_currency(state.client.client, in_sync=True)
+            self._warm_listings(state)
             self._sync_contacts(state)
             self._sync_deleted_contacts(state)
             connection._write_sync_state({"contacts_synced_until": started - OVERLAP})
@@ -187,9 +189,25 @@ class SageSync(models.AbstractModel):
             _logger.exception("Sage sync of connection %s failed", connection.id)
             failure = _("Unexpected error: %s", error)
             self._rollback()
+        if state.client:
+            state.client.client.drop_warm()
         # Whatever the outcome: the figures of what was committed, and overdue depends on today.
         self._refresh_figures_safely(state)
         return self._finish_safely(state, failure, clock)
+
+    def _warm_listings(self, state):
+        """An incremental run asks Sage at once for the first page of each of its listings (six,
+        or four without supplier invoices), instead of one round trip after the other. Not for a
+        first import: its pages take minutes to write, and its later listings should not start
+        from a page read that long before."""
+        connection = state.connection
+        if not connection.contacts_synced_until:
+            return
+        types = ("sale",) if connection.exclude_supplier_invoices else ("sale", "purchase")
+        state.client.warm_listings(
+            {"contacts": connection.contacts_synced_until, "sale": connection.invoices_synced_until,
+             "purchase": connection.purchases_synced_until},
+            self._page_size(), types)
 
     def _close_interrupted_runs(self, connection):
         """Runs of this connection still "running" while we hold its lock died with their process
@@ -220,16 +238,19 @@ class SageSync(models.AbstractModel):
             self._rollback()
 
     def _refresh_figures_safely(self, state):
-        """Recompute the figures of the partners whose rows changed, once for the whole run (the
-        pages were committed one by one; should this fail or the process die, the next run reads
-        those pages again from the old watermark, and recomputes them), then the stale ones."""
+        """Recompute the figures of partners whose rows changed in a listing that stopped midway
+        (its committed pages; the next run lists them again anyway), then, once a day, those
+        that date from an earlier day."""
         connection = state.connection
         try:
             with self.env.cr.savepoint():
-                partners = self.env["res.partner"].browse(sorted(state.figures_due))
-                partners._sage_recompute_invoice_figures(connection)
-                self._refresh_stale_figures(connection)
+                self._recompute_due_figures(state)
             self._commit()
+            with self.env.cr.savepoint():
+                day = self._refresh_stale_figures(connection)
+            self._commit()
+            if day:
+                connection._write_sync_state({"figures_refreshed_on": day})
         except Exception:
             _logger.exception("Sage figures of connection %s could not be refreshed", connection.id)
             self._rollback()

@@ -2,7 +2,7 @@
 
 One listing per invoice type changed since its own watermark, then the retry list, then the
 invoices deleted since; rows are upserted by Sage id, page by page, and the figures of the
-partners they touch are recomputed once, when the run ends (``_refresh_figures_safely``).
+partners they touch are recomputed once per listing, before its watermark moves.
 Invoices whose contact is not bound yet wait in the retry list.
 """
 
@@ -53,7 +53,16 @@ class SageSync(models.AbstractModel):
         if since:
             for sage_ids in state.client.invoices_deleted_since(invoice_type, since, self._page_size()):
                 self._in_savepoint(self._deleted_invoices_page, state, invoice_type, sage_ids)
+        # Before the watermark moves: should this fail, the next run lists these pages again.
+        self._in_savepoint(self._recompute_due_figures, state)
         connection._write_sync_state({WATERMARKS[invoice_type]: state.started - OVERLAP})
+
+    def _recompute_due_figures(self, state):
+        """Recompute, in one go, the figures of the partners whose rows changed since the last
+        call (a whole stream of pages: not once per page)."""
+        due = sorted(state.figures_due)
+        self.env["res.partner"].browse(due)._sage_recompute_invoice_figures(state.connection)
+        state.figures_due.difference_update(due)
 
     def _retry_invoices(self, state, invoice_type):
         """Read again, one GET each, the invoices of the retry list that this run did not list.
@@ -178,15 +187,20 @@ class SageSync(models.AbstractModel):
             self._sync_invoices(state, "sale", contact_id=contact_id)
             if not connection.exclude_supplier_invoices:
                 self._sync_invoices(state, "purchase", contact_id=contact_id)
+            self._recompute_due_figures(state)
             Backlog._remove(connection, "invoices", [contact_id])
             self._commit()
 
     def _refresh_stale_figures(self, connection):
         """Overdue depends on today: recompute partners whose figures date from an earlier day.
 
-        Run at the end of every run, whatever its outcome (no Sage call).
+        Run at the end of the first run of each day (``figures_refreshed_on``), whatever its
+        outcome (no Sage call); later runs that day have nothing to find.
+        Returns the day it brought up to date, or None when there was nothing to do.
         """
         today = fields.Date.context_today(self)
+        if connection.figures_refreshed_on == today:
+            return None
         self.env.flush_all()
         self.env.cr.execute(
             """SELECT DISTINCT i.partner_id FROM sage_invoice i JOIN res_partner p ON p.id = i.partner_id
@@ -197,3 +211,4 @@ class SageSync(models.AbstractModel):
         partner_ids = [row[0] for row in self.env.cr.fetchall()]
         self.env["res.partner"].browse(partner_ids)._sage_recompute_invoice_figures(connection)
         self.env["sage.invoice"]._sage_refresh_aged_buckets(connection)
+        return today

@@ -32,18 +32,47 @@ class SageService:
         return self.client.request_count
 
     # ---------------------------------------------------------------- contacts (read)
+    # Each listing as ``(resource, attributes, items_per_page, filters)``: read by the methods
+    # below, and asked for ahead by ``warm_listings``.
+    @staticmethod
+    def _changed(resource, attributes, since, page_size, **filters):
+        return (resource, list(attributes), page_size, {"updated_or_created_since": since or None, **filters})
+
+    @staticmethod
+    def _deleted(resource, since, page_size):
+        return (resource, None, page_size, {"deleted_since": since})
+
+    def _read(self, listing):
+        resource, attributes, page_size, filters = listing
+        return self.client.iter_pages(resource, attributes=attributes, items_per_page=page_size, **filters)
+
+    def _read_ids(self, listing):
+        for page in self._read(listing):
+            yield [item["id"] for item in page if item.get("id")]
+
+    def warm_listings(self, since, page_size, invoice_types=("sale", "purchase")):
+        """Ask Sage at once for the first page of every listing an incremental run reads.
+
+        ``since`` maps ``"contacts"`` and each invoice type to its watermark. The pages are
+        then read in the usual order; only the waiting for their first pages overlaps.
+        """
+        listings = [self._changed("contacts", CONTACT_ATTRIBUTES, since["contacts"], page_size)]
+        if since["contacts"]:  # deletions are listed only after a first import
+            listings.append(self._deleted("contacts", since["contacts"], page_size))
+        for invoice_type in invoice_types:
+            resource = INVOICE_RESOURCES[invoice_type]
+            listings.append(self._changed(resource, INVOICE_ATTRIBUTES, since[invoice_type], page_size))
+            if since[invoice_type]:
+                listings.append(self._deleted(resource, since[invoice_type], page_size))
+        self.client.warm_first_pages(listings)
+
     def contacts_changed_since(self, since, page_size):
         """Pages of contacts created or changed since ``since`` (every contact when empty)."""
-        return self.client.iter_pages(
-            "contacts", attributes=list(CONTACT_ATTRIBUTES), items_per_page=page_size,
-            updated_or_created_since=since or None,
-        )
+        return self._read(self._changed("contacts", CONTACT_ATTRIBUTES, since, page_size))
 
     def contacts_deleted_since(self, since, page_size):
         """Pages of the ids of contacts deleted since ``since``."""
-        for page in self.client.iter_pages("contacts", attributes=None, items_per_page=page_size,
-                                           deleted_since=since):
-            yield [item["id"] for item in page if item.get("id")]
+        return self._read_ids(self._deleted("contacts", since, page_size))
 
     def get_contact(self, contact_id):
         return self.client.get("contacts", contact_id)
@@ -93,15 +122,11 @@ class SageService:
 
     # ---------------------------------------------------------------- invoices
     def invoices_changed_since(self, invoice_type, since, page_size, contact_id=None):
-        return self.client.iter_pages(
-            INVOICE_RESOURCES[invoice_type], attributes=list(INVOICE_ATTRIBUTES), items_per_page=page_size,
-            updated_or_created_since=since or None, contact_id=contact_id,
-        )
+        return self._read(self._changed(INVOICE_RESOURCES[invoice_type], INVOICE_ATTRIBUTES, since, page_size,
+                                        contact_id=contact_id))
 
     def invoices_deleted_since(self, invoice_type, since, page_size):
-        for page in self.client.iter_pages(INVOICE_RESOURCES[invoice_type], attributes=None,
-                                           items_per_page=page_size, deleted_since=since):
-            yield [item["id"] for item in page if item.get("id")]
+        return self._read_ids(self._deleted(INVOICE_RESOURCES[invoice_type], since, page_size))
 
     def get_invoice(self, invoice_type, invoice_id):
         return self.client.get(INVOICE_RESOURCES[invoice_type], invoice_id)

@@ -614,6 +614,9 @@ class SageClient:
         self._pause_lock = threading.Lock()
         self._pause_until = 0.0
         self._local = threading.local()
+        #: First pages asked for ahead by :meth:`warm_first_pages`: ``{url: future}``.
+        self._warm = {}
+        self._warm_cancel = None
 
     #: Pages :meth:`iter_pages` reads ahead in worker threads (1 = none); the ``prefetch``
     #: argument sets it for one client, assigning the class attribute for every client.
@@ -694,17 +697,66 @@ class SageClient:
         once the previous one was consumed, following ``$next`` until null. Closing the
         generator early cancels the pages not read yet.
         """
+        path, params = self._listing(resource, attributes, items_per_page, filters)
+        return self._pages(path, params, None)
+
+    @staticmethod
+    def _listing(resource, attributes, items_per_page, filters):
         if isinstance(attributes, (list, tuple)):
             attributes = ",".join(attributes)
         params = build_params({"items_per_page": items_per_page, "attributes": attributes or None, **filters})
-        path = "/" + resource.strip("/")
-        return self._pages(path, params, None)
+        return "/" + resource.strip("/"), params
+
+    def warm_first_pages(self, listings):
+        """Ask for the first page of each listing now, all at once, in worker threads.
+
+        ``listings`` are ``(resource, attributes, items_per_page, filters)``, exactly as
+        :meth:`iter_pages` will be called for them later. A run that lists six resources one
+        after the other then waits for one round trip instead of six (the rest of each listing
+        is read as usual). A first page that a worker could not bring (token to refresh,
+        listing dropped) is asked for again by :meth:`iter_pages`; an error Sage gave it after
+        the retries is raised there, as it would have been. Once per client at most.
+        """
+        if self.prefetch <= 1 or self._warm_cancel is not None or not listings:
+            return
+        self.ensure_token()  # on the caller's thread, before the workers need it
+        self._warm_cancel = cancel = threading.Event()
+
+        def start_worker():
+            self._local.session = self._worker_session()
+
+        pool = ThreadPoolExecutor(max_workers=min(len(listings), self.prefetch + 2),
+                                  thread_name_prefix="sage-first-pages", initializer=start_worker)
+        for resource, attributes, items_per_page, filters in listings:
+            url = self._url(*self._listing(resource, attributes, items_per_page, filters))
+            self._warm[url] = pool.submit(self._send, "GET", url, worker=cancel, check_expiry=False)
+        pool.shutdown(wait=False)
+
+    def _take_warm(self, url):
+        """The first page asked for ahead at ``url``, or None to ask for it now."""
+        future = self._warm.pop(url, None)
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except (_TokenStale, _Cancelled):
+            return None
+
+    def drop_warm(self):
+        """Forget the first pages asked for ahead and not used (a run that stopped early)."""
+        if self._warm_cancel is not None:
+            self._warm_cancel.set()
+        for future in self._warm.values():
+            future.cancel()
+        self._warm.clear()
 
     def iter_items(self, resource, **kwargs) -> Iterator[dict]:
         for page in self.iter_pages(resource, **kwargs):
             yield from page
 
     def _pages(self, path, params, first):
+        if first is None:
+            first = self._take_warm(self._url(path, params))
         data = first if first is not None else self.request("GET", path, params=params)
         seen = {self._url(path, params)}
         plan = self._read_ahead_plan(data, params)

@@ -833,3 +833,63 @@ def test_request_count_adds_up_every_threads_requests(rsps, make_client, sleeper
     assert len(list(client.iter_pages("contacts"))) == 30
     assert client.request_count == 33 == len(listing.asked) == len(rsps.calls)
     assert len(sleeper.calls) == 3
+
+
+def _slow_listing(rsps, resource, delay, status=200):
+    """A one-page listing of ``resource`` that answers after ``delay`` seconds; records its calls."""
+    calls = []
+
+    def answer(request):
+        calls.append(time.monotonic())
+        time.sleep(delay)
+        if status != 200:
+            return status, {}, json.dumps([{"$severity": "error", "$message": "busy"}])
+        return 200, {}, json.dumps({"$items": [{"id": resource}], "$total": 1, "$itemsPerPage": 200, "$next": None})
+
+    rsps.add_callback(responses.GET, re.compile(re.escape(f"{API}/{resource}") + r"(\?.*)?$"), callback=answer)
+    return calls
+
+
+def test_first_pages_asked_at_once_are_waited_for_once(rsps, make_client):
+    resources = ["contacts", "sales_invoices", "purchase_invoices"]
+    calls = {resource: _slow_listing(rsps, resource, 0.2) for resource in resources}
+    client = make_client(prefetch=4)
+    since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    client.warm_first_pages([(r, None, 200, {"updated_or_created_since": since}) for r in resources])
+
+    begin = time.monotonic()
+    pages = [list(client.iter_pages(r, attributes=None, updated_or_created_since=since)) for r in resources]
+    elapsed = time.monotonic() - begin
+
+    assert pages == [[[{"id": r}]] for r in resources]
+    assert [len(calls[r]) for r in resources] == [1, 1, 1], "each first page asked once"
+    assert elapsed < 0.45, f"three round trips of 0.2 s overlapped ({elapsed:.2f} s)"
+    assert client.request_count == 3
+
+
+def test_a_listing_asked_differently_is_not_answered_by_a_warmed_page(rsps, make_client):
+    calls = _slow_listing(rsps, "contacts", 0)
+    client = make_client(prefetch=4)
+    client.warm_first_pages([("contacts", None, 200, {"deleted_since": "2026-01-01T00:00:00Z"})])
+
+    list(client.iter_pages("contacts", attributes=None, updated_or_created_since="2026-01-01T00:00:00Z"))
+
+    assert len(calls) == 2, "another filter is another listing: asked for on its own"
+
+
+def test_an_error_of_a_warmed_first_page_is_raised_where_the_listing_is_read(rsps, make_client):
+    _slow_listing(rsps, "contacts", 0, status=503)
+    client = make_client(prefetch=4)
+    client.warm_first_pages([("contacts", None, 200, {})])
+
+    with pytest.raises(sc.SageTransientError):
+        list(client.iter_pages("contacts", attributes=None))
+
+
+def test_warming_does_nothing_without_read_ahead(rsps, make_client):
+    calls = _slow_listing(rsps, "contacts", 0)
+    client = make_client(prefetch=1)
+    client.warm_first_pages([("contacts", None, 200, {})])
+    assert calls == []
+    list(client.iter_pages("contacts", attributes=None))
+    assert len(calls) == 1

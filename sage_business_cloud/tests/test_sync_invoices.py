@@ -79,7 +79,7 @@ class TestInvoiceFigures(SageSyncCase):
         later = date.today() + timedelta(days=7)
         self.assertTrue(invoice.with_context(date=later).is_overdue)
         self.assertFalse(invoice.is_overdue)
-        # the daily refresh (also run by every sync) updates the stored figures on the day
+        # the daily refresh (run by the first sync of each day) updates the stored figures
         partner.with_context(date=later)._sage_recompute_invoice_figures()
         self.assertEqual(partner.sage_overdue_amount, 100)
 
@@ -92,11 +92,14 @@ class TestInvoiceFigures(SageSyncCase):
         # figures computed on an earlier day, before the invoice fell due
         partner.sudo().write({"sage_overdue_amount": 0.0, "sage_oldest_overdue_date": False,
                        "sage_figures_date": date.today() - timedelta(days=11)})
+        # ... and this is the first run of a new day (the last one ran on that earlier day)
+        self.connection.sudo().figures_refreshed_on = date.today() - timedelta(days=11)
         self.sandbox.add_fault(status=503, path="/v3.1/contacts")
         run = self.sync()
         self.assertEqual(run.state, "failed")
         self.assertEqual(partner.sage_overdue_amount, 130)
         self.assertEqual(partner.sage_figures_date, date.today())
+        self.assertEqual(self.connection.figures_refreshed_on, date.today())
 
     def test_invoice_paid_in_sage_shows_paid_after_the_next_sync(self):
         sage_id = self.sage_contact("Guillemot Ltd")
