@@ -168,34 +168,8 @@ class SageSync(models.AbstractModel):
 
     def _link_or_create(self, state, Partner, todo):
         connection = state.connection
-        exact = self._exact_candidates(connection, {values["name"] for _c, values, _ch in todo})
-        keys = {name_key(values["name"]) for _c, values, _ch in todo} - {""}
-        near = self._near_candidates(connection, keys)
-        in_page = Counter(values["name"] for _c, values, _ch in todo)
-        to_link, to_create = [], []
-        for contact, values, children in todo:
-            name = values["name"]
-            found = exact.get(name, {"free": [], "linked": []})
-            free, twins = found["free"], found["linked"]
-            if len(free) == 1 and in_page[name] == 1 and not twins:
-                to_link.append((contact, free[0]))
-                continue
-            review = duplicate = False
-            if (free or twins) and (in_page[name] > 1 or len(free) + len(twins) > 1):
-                # Several Sage contacts or several partners with this name: never guess. (Several
-                # Sage contacts and no Odoo partner of that name: Odoo mirrors them, unflagged.)
-                review = "ambiguous"
-                duplicate = (free or twins)[0]
-            elif twins:
-                # Its exact name is already linked to another Sage contact.
-                review, duplicate = "near_match", twins[0]
-            else:
-                key = name_key(name)
-                others = [pid for pid, other in near.get(key, []) if other != name]
-                if others:
-                    review, duplicate = "near_match", others[0]
-            to_create.append((contact, values, children, review, duplicate))
-
+        to_link, to_create, skipped = self._decide_links(todo, self._decision_lookups(state, todo))
+        self._sage_skip(state, todo, skipped)
         bodies = {}
         values_by_id = {contact["id"]: values for contact, values, _ch in todo}
         Binding = self.env["sage.binding"].sudo()
@@ -219,6 +193,55 @@ class SageSync(models.AbstractModel):
             self._create_partners(state, Partner, to_create, bodies)
         if bodies:
             Partner.browse(list(bodies))._message_log_batch(bodies)
+
+    def _decision_lookups(self, state, todo):
+        """What the link-or-create decision of a page needs from the database (three queries):
+        the exact and near candidates of its names, and the contacts the scope would not create."""
+        connection = state.connection
+        exact = self._exact_candidates(connection, {values["name"] for _c, values, _ch in todo})
+        keys = {name_key(values["name"]) for _c, values, _ch in todo} - {""}
+        near = self._near_candidates(connection, keys)
+        return {"exact": exact, "near": near, "out_of_scope": self._sage_out_of_scope(state, todo)}
+
+    @api.model
+    def _decide_links(self, todo, lookups):
+        """Decide, for each contact of ``todo``, whether it is linked, created or skipped.
+
+        A pure function of the page and of ``lookups`` (see ``_decision_lookups``): it writes
+        nothing, so the import and its preview take the same decisions. Returns ``(to_link,
+        to_create, skipped)``: ``(contact, partner id)``, ``(contact, values, children, review,
+        duplicate of)`` and ``(contact, values, reason)``; a contact the scope leaves out is
+        skipped instead of created, never instead of linked.
+        """
+        exact, near, out_of_scope = lookups["exact"], lookups["near"], lookups["out_of_scope"]
+        in_page = Counter(values["name"] for _c, values, _ch in todo)
+        to_link, to_create, skipped = [], [], []
+        for contact, values, children in todo:
+            name = values["name"]
+            found = exact.get(name, {"free": [], "linked": []})
+            free, twins = found["free"], found["linked"]
+            if len(free) == 1 and in_page[name] == 1 and not twins:
+                to_link.append((contact, free[0]))
+                continue
+            if contact["id"] in out_of_scope:
+                skipped.append((contact, values, out_of_scope[contact["id"]]))
+                continue
+            review = duplicate = False
+            if (free or twins) and (in_page[name] > 1 or len(free) + len(twins) > 1):
+                # Several Sage contacts or several partners with this name: never guess. (Several
+                # Sage contacts and no Odoo partner of that name: Odoo mirrors them, unflagged.)
+                review = "ambiguous"
+                duplicate = (free or twins)[0]
+            elif twins:
+                # Its exact name is already linked to another Sage contact.
+                review, duplicate = "near_match", twins[0]
+            else:
+                key = name_key(name)
+                others = [pid for pid, other in near.get(key, []) if other != name]
+                if others:
+                    review, duplicate = "near_match", others[0]
+            to_create.append((contact, values, children, review, duplicate))
+        return to_link, to_create, skipped
 
     def _create_partners(self, state, Partner, to_create, bodies):
         """Create the partners of Sage contacts Odoo did not have, their children and bindings.

@@ -57,6 +57,7 @@ class TestSyncJobs(JobHelpers, SageTransactionCase):
 
     def test_the_cron_fans_out_and_a_job_runs_the_sync(self):
         self.sandbox.seed(contacts=5, invoices=0)
+        self.connection.first_import_mode = "auto"  # no preview first: the cron may import
         self.env["sage.connection"]._cron_sync()
         job = self.jobs("_sage_sync_job")
         self.assertEqual(len(job), 1)
