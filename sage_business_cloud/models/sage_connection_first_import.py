@@ -70,8 +70,9 @@ class SageConnection(models.Model):
     def action_preview_first_import(self):
         """Have the first import previewed: nothing is created or linked.
 
-        Triggers the sync cron, which runs the preview (a ``sage.sync.run`` of trigger ``preview``)
-        and returns at once; the preview's lines are ``sage.sync.preview.line`` records of that run.
+        Hands the work over as Sync now does (the sync cron, or a queue job), which runs the preview
+        (a ``sage.sync.run`` of trigger ``preview``) instead of a sync, and returns at once. The
+        preview's lines are the ``sage.sync.preview.line`` records of that run.
         """
         self._check_admin()
         if any(c.state != "connected" for c in self):
@@ -79,7 +80,8 @@ class SageConnection(models.Model):
         if any(c.contacts_synced_until for c in self):
             raise UserError(_("The first import of this company is done: there is nothing to preview."))
         self.sudo().write({"preview_requested": True})
-        self.env.ref("sage_business_cloud.ir_cron_sage_sync").sudo()._trigger()
+        # handed over as Sync now is (the cron, or a queue job): the run sees the request
+        self._sage_dispatch_syncs("manual")
         return self._sage_notify(_("The preview has started; it appears in the sync runs when done."))
 
     def action_import_now(self):

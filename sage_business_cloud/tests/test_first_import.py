@@ -238,3 +238,34 @@ class TestUndoRights(FirstImportCase):
         self.assertFalse(second.may_undo, "an incremental run is not a first import")
         dialog = self.env["sage.sync.undo"].browse(run.action_sage_undo()["res_id"])
         self.assertIn("1 partners the import created will be deleted", dialog.summary)
+
+
+class TestCosts(FirstImportCase):
+
+    def preview_queries(self, contacts):
+        for number in range(contacts):
+            name = "Cost %s %s Ltd" % (contacts, number)
+            self.sage_contact(name, kind="VENDOR" if number % 2 else "CUSTOMER")
+            if number % 3 == 0:
+                self.Partner.create({"name": name, "is_company": True})
+        self.connection.import_scope = "customers"
+        self.env.flush_all()
+        before = self.env.cr.sql_log_count
+        preview = self.preview(sage_page_size=contacts)
+        self.assertEqual(preview.contacts_read, contacts)
+        return self.env.cr.sql_log_count - before
+
+    def test_the_preview_costs_queries_per_page_not_per_contact(self):
+        few = self.preview_queries(5)
+        self.sandbox.reset()
+        self.connect_to_sandbox(self.connection, self.sandbox.store.business_ids()[0])
+        many = self.preview_queries(60)
+        self.assertLessEqual(many, few + 3, "60 contacts in a page cost what 5 do")
+
+    def test_settings_show_the_run_in_progress(self):
+        run = self.env["sage.sync.run"].create({"connection_id": self.connection.id, "trigger": "manual",
+                                                "pages_done": 2, "pages_expected": 8})
+        settings = self.env["res.config.settings"].create({})
+        self.assertEqual(settings.sage_running_run_id, run)
+        self.assertEqual(settings.sage_running_progress, 25.0)
+        self.assertEqual(settings.action_sage_open_running()["res_id"], run.id)
