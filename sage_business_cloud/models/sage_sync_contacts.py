@@ -195,8 +195,9 @@ class SageSync(models.AbstractModel):
             Partner.browse(list(bodies))._message_log_batch(bodies)
 
     def _decision_lookups(self, state, todo):
-        """What the link-or-create decision of a page needs from the database (three queries):
-        the exact and near candidates of its names, and the contacts the scope would not create."""
+        """What the link-or-create decision of a page needs from the database: the exact and near
+        candidates of its names (a query each) and the contacts the scope would not create (a query
+        with the scope "with at least one invoice", none otherwise)."""
         connection = state.connection
         exact = self._exact_candidates(connection, {values["name"] for _c, values, _ch in todo})
         keys = {name_key(values["name"]) for _c, values, _ch in todo} - {""}

@@ -68,13 +68,14 @@ class SageSyncRun(models.Model):
     def _sage_undo_plan(self):
         """``{"delete": partner ids, "keep": {partner id: reason}, "unlink": bindings}``."""
         runs = self._sage_first_import_runs()
-        # The end is the time of the last run's last write (its result), to the microsecond like
-        # every write_date: ``finished_at`` is rounded down to the second.
+        # Changes are compared with the moment the last run recorded its result (its write_date,
+        # to the microsecond like every write_date and message date, in database time); the links
+        # it made are those of its span (``linked_at`` and ``finished_at``: wall clock, seconds).
         start, end = min(runs.mapped("started_at")), max(runs.mapped("write_date"))
         Binding = self.env["sage.binding"].sudo()
         bindings = Binding.search([
             ("connection_id", "=", self.connection_id.id), ("kind", "=", "contact"),
-            ("linked_at", ">=", start), ("linked_at", "<=", end),
+            ("linked_at", ">=", start), ("linked_at", "<=", max(runs.mapped("finished_at"))),
         ])
         created = bindings.filtered(lambda b: b.link_method == "imported")
         families = self.env["sage.sync"]._sage_families(created.partner_id, end)

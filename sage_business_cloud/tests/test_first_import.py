@@ -163,9 +163,12 @@ class TestScope(FirstImportCase):
         self.assertEqual(self.created_names(), set())
         self.assertEqual(self.partner_of(ids["linked"]).name, "Harbour Joinery Ltd")
 
+        with self.store.lock:
+            self.store.delete_contact(self.biz, ids["supplier_idle"])
         self.connection.import_scope = "all"
         self.sync()
-        self.assertEqual(len(self.created_names()), 6, "the skipped contacts arrive, from what Sage gave")
+        self.assertEqual(len(self.created_names()), 5, "the skipped contacts arrive, from what Sage gave")
+        self.assertNotIn("Quiet Supplier Ltd", self.created_names(), "but not one deleted in Sage since")
         self.assertFalse(self.env["sage.sync.skipped"].sudo().search([("connection_id", "=", self.connection.id)]))
 
 
