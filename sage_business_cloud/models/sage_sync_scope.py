@@ -119,9 +119,10 @@ class SageSync(models.AbstractModel):
 
     def _deleted_contacts_page(self, state, sage_ids):
         """A contact deleted in Sage is no longer waiting to come into scope."""
-        super()._deleted_contacts_page(state, sage_ids)
+        result = super()._deleted_contacts_page(state, sage_ids)
         self.env["sage.sync.skipped"].sudo().search([
             ("connection_id", "=", state.connection.id), ("sage_contact_id", "in", sage_ids)]).unlink()
+        return result
 
     def _sync_waiting_invoices(self, state):
         """Skipped contacts that came into scope are created first (from the values Sage gave),
