@@ -39,7 +39,7 @@ class SageSyncRun(models.Model):
     @api.depends("pages_done", "pages_expected", "state")
     def _compute_progress(self):
         for run in self:
-            if run.state != "running" and run.pages_done:
+            if run.state in ("done", "partial") and run.pages_done:
                 run.progress = 100.0
             else:
                 run.progress = 100.0 * run.pages_done / run.pages_expected if run.pages_expected else 0.0

@@ -12,7 +12,8 @@ Undoing it:
   linked, and listed on the run with the reason;
 - ends the links it made by exact name (the partners stay);
 - clears the retry list and the skipped contacts, and returns the connection to "not yet
-  imported" (its watermarks are cleared; a preview-first connection waits for Import now again).
+  imported" (its watermarks are cleared, and the next first import waits for Import now, even
+  if it was set to start by itself).
 
 Every link ends through ``sage.binding._sage_end``. The undo holds the connection's sync lock,
 so no run can write meanwhile. Its cost is a few queries for the whole import, whatever its size
@@ -111,8 +112,11 @@ class SageSyncRun(models.Model):
                 plan["keep"][partner.id]) for partner in kept})
         self.env["sage.sync.backlog"].sudo().search([("connection_id", "=", connection.id)]).unlink()
         self.env["sage.sync"]._sage_forget_skipped(connection)
+        # Whatever the mode was, the next first import waits for an administrator's Import now:
+        # the cron must not bring back at once what was just undone.
         connection.write({"contacts_synced_until": False, "invoices_synced_until": False,
-                          "purchases_synced_until": False, "first_import_approved": False})
+                          "purchases_synced_until": False, "first_import_approved": False,
+                          "first_import_mode": "preview"})
         now = fields.Datetime.now()
         plan["runs"].write({"undone_at": now})
         lines = [_("Undone on %(date)s: %(deleted)s created partners deleted, %(kept)s kept (changed since), "

@@ -73,6 +73,7 @@ def test_undo_deletes_the_untouched_created_partners_and_keeps_the_ones_used_sin
 def _undo_case(registry, connection_id, matched_id):
     with registry.cursor() as cr:
         env = _env(cr)
+        env["sage.connection"].browse(connection_id).first_import_mode = "auto"
         run = env["sage.connection"].browse(connection_id)._run_sync(trigger="script")
         assert run.state == "done", run.message
         assert (run.contacts_linked, run.contacts_created) == (1, 11)
@@ -115,6 +116,7 @@ def _undo_case(registry, connection_id, matched_id):
         connection = env["sage.connection"].browse(connection_id)
         assert not connection.contacts_synced_until and not connection.invoices_synced_until
         assert connection.first_import_pending, "back to not yet imported"
+        assert connection._sage_waits_for_preview(), "the cron does not import it again by itself"
         run = env["sage.sync.run"].browse(run_id)
         assert run.undone_at and not run.may_undo
         assert set(run.undo_kept_partner_ids.ids) == {edited, noted, used}
