@@ -166,34 +166,6 @@ class SageSync(models.AbstractModel):
         if todo:
             self._link_or_create(state, Partner, todo)
 
-    def _link_or_create(self, state, Partner, todo):
-        connection = state.connection
-        to_link, to_create, skipped = self._decide_links(todo, self._decision_lookups(state, todo))
-        self._sage_skip(state, todo, skipped)
-        bodies = {}
-        values_by_id = {contact["id"]: values for contact, values, _ch in todo}
-        Binding = self.env["sage.binding"].sudo()
-        if to_link:
-            partners = Partner.browse([pid for _c, pid in to_link])
-            snapshots = self._sage_snapshots(partners, [contact for contact, _pid in to_link])
-            self._bulk_write(partners, [
-                {"sage_contact_type": values_by_id[contact["id"]].get("sage_contact_type")}
-                for contact, _pid in to_link
-            ])
-            Binding.create([
-                Binding._sage_bind_values(connection, partner_id, contact, "name_match", snapshot=snapshot)
-                for (contact, partner_id), snapshot in zip(to_link, snapshots, strict=True)
-            ])
-            for contact, partner_id in to_link:
-                bodies[partner_id] = Markup("<p>%s</p>") % _(
-                    "Linked to the Sage contact %s (same name) by the Sage sync.", contact.get("name"))
-            state.counts["contacts_linked"] += len(to_link)
-
-        if to_create:
-            self._create_partners(state, Partner, to_create, bodies)
-        if bodies:
-            Partner.browse(list(bodies))._message_log_batch(bodies)
-
     def _decision_lookups(self, state, todo):
         """What the link-or-create decision of a page needs from the database: the exact and near
         candidates of its names (a query each) and the contacts the scope would not create (a query
@@ -243,6 +215,34 @@ class SageSync(models.AbstractModel):
                     review, duplicate = "near_match", others[0]
             to_create.append((contact, values, children, review, duplicate))
         return to_link, to_create, skipped
+
+    def _link_or_create(self, state, Partner, todo):
+        connection = state.connection
+        to_link, to_create, skipped = self._decide_links(todo, self._decision_lookups(state, todo))
+        self._sage_skip(state, todo, skipped)
+        bodies = {}
+        values_by_id = {contact["id"]: values for contact, values, _ch in todo}
+        Binding = self.env["sage.binding"].sudo()
+        if to_link:
+            partners = Partner.browse([pid for _c, pid in to_link])
+            snapshots = self._sage_snapshots(partners, [contact for contact, _pid in to_link])
+            self._bulk_write(partners, [
+                {"sage_contact_type": values_by_id[contact["id"]].get("sage_contact_type")}
+                for contact, _pid in to_link
+            ])
+            Binding.create([
+                Binding._sage_bind_values(connection, partner_id, contact, "name_match", snapshot=snapshot)
+                for (contact, partner_id), snapshot in zip(to_link, snapshots, strict=True)
+            ])
+            for contact, partner_id in to_link:
+                bodies[partner_id] = Markup("<p>%s</p>") % _(
+                    "Linked to the Sage contact %s (same name) by the Sage sync.", contact.get("name"))
+            state.counts["contacts_linked"] += len(to_link)
+
+        if to_create:
+            self._create_partners(state, Partner, to_create, bodies)
+        if bodies:
+            Partner.browse(list(bodies))._message_log_batch(bodies)
 
     def _create_partners(self, state, Partner, to_create, bodies):
         """Create the partners of Sage contacts Odoo did not have, their children and bindings.
