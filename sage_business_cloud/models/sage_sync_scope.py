@@ -93,18 +93,25 @@ class SageSync(models.AbstractModel):
     # skipped contacts
     # ------------------------------------------------------------------
     def _sage_skip(self, state, todo, skipped):
-        """Record the contacts of ``todo`` the scope left out (one query); forget the others."""
+        """Record the contacts of ``todo`` the scope left out; forget the others (a query each,
+        and none when no contact was ever skipped)."""
         connection = state.connection
         state.counts["contacts_skipped"] = state.counts.get("contacts_skipped", 0) + len(skipped)
         Skipped = self.env["sage.sync.skipped"]
         Skipped.flush_model()
         left_out = {contact["id"] for contact, _v, _r in skipped}
         taken = [contact["id"] for contact, _v, _ch in todo if contact["id"] not in left_out]
-        if taken:
+        if getattr(state, "has_skipped", None) is None:
+            # Once a run: with no skipped contact at all (the usual case), a page costs no query here.
+            self.env.cr.execute("SELECT 1 FROM sage_sync_skipped WHERE connection_id = %s LIMIT 1",
+                                [connection.id])
+            state.has_skipped = bool(self.env.cr.fetchone())
+        if taken and state.has_skipped:
             self.env.cr.execute(
                 "DELETE FROM sage_sync_skipped WHERE connection_id = %s AND sage_contact_id = ANY(%s)",
                 [connection.id, taken])
         if skipped:
+            state.has_skipped = True
             rows = [(connection.id, connection.company_id.id, state.run.id, contact["id"], values["name"],
                      reason, values.get("sage_contact_type") == "customer", PsycopgJson(contact))
                     for contact, values, reason in skipped]
