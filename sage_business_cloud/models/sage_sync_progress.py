@@ -8,7 +8,6 @@ too; outside a cron that call does nothing. A run reports nothing left once it i
 cron never runs again at once for pages a failed run left behind (the next run carries on).
 """
 
-import time
 from datetime import timedelta
 
 from odoo import fields, models
@@ -18,7 +17,6 @@ from .sage_sync import _RunState
 
 class _Progress:
     def __init__(self):
-        self.clock = time.monotonic()
         self.done = 0
         self.expected = 0
         self.envelope = None
@@ -56,9 +54,10 @@ class SageSync(models.AbstractModel):
         progress.expected = max(progress.expected, progress.done)
         values = {key: value for key, value in state.counts.items() if key in state.run._fields}
         values.update(pages_done=progress.done, pages_expected=progress.expected)
-        elapsed = time.monotonic() - progress.clock
-        values["estimated_end"] = fields.Datetime.now() + timedelta(
-            seconds=elapsed / progress.done * (progress.expected - progress.done))
+        # the pace so far, since the run started (its set-up included), for the pages left
+        now = fields.Datetime.now()
+        elapsed = max((now - state.started).total_seconds(), 0.0)
+        values["estimated_end"] = now + timedelta(seconds=elapsed / progress.done * (progress.expected - progress.done))
         state.run.write(values)
         self.env["ir.cron"]._notify_progress(done=progress.done, remaining=progress.expected - progress.done)
 
