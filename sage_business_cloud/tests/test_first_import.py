@@ -94,6 +94,16 @@ class TestPreview(FirstImportCase):
                 savepoint.close(rollback=False)
                 self.env.invalidate_all()
 
+    def test_a_preview_sage_cannot_answer_fails_in_words_and_writes_nothing(self):
+        self.book()
+        before = self.partner_state()
+        self.sandbox.add_fault(status=503, path="/v3.1/contacts", count=50)
+        preview = self.preview()
+        self.assertEqual(preview.state, "failed")
+        self.assertIn("Sage is not answering", preview.message)
+        self.assertEqual(self.partner_state(), before)
+        self.assertFalse(self.connection.last_error, "a preview does not mark the connection")
+
     def test_preview_pages_like_the_import_and_counts_its_requests(self):
         for number in range(7):
             self.sage_contact("Paged Contact %s" % number)
