@@ -13,6 +13,7 @@
     "data": [
         "security/sage_security.xml",
         "security/ir.model.access.csv",
+        "security/sage_first_import_security.xml",
         "data/ir_cron_data.xml",
         "data/mail_activity_data.xml",
         "data/sage_push_data.xml",
@@ -28,6 +29,7 @@
         "wizard/sage_link_wizard_views.xml",
         "wizard/sage_export_confirm_views.xml",
         "wizard/sage_link_action_views.xml",
+        "views/sage_first_import_views.xml",
         "views/res_partner_export_menus.xml",
     ],
     "assets": {

@@ -14,3 +14,10 @@ from . import sage_sync_invoices
 from . import res_partner_sync
 from . import res_partner_invoice
 from . import res_partner_export
+from . import sage_connection_first_import
+from . import sage_sync_scope
+from . import sage_sync_run_first_import
+from . import sage_sync_preview
+from . import sage_sync_progress
+from . import sage_sync_undo
+from . import res_config_settings_first_import

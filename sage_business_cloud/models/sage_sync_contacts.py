@@ -166,19 +166,39 @@ class SageSync(models.AbstractModel):
         if todo:
             self._link_or_create(state, Partner, todo)
 
-    def _link_or_create(self, state, Partner, todo):
+    def _decision_lookups(self, state, todo):
+        """What the link-or-create decision of a page needs from the database: the exact and near
+        candidates of its names (a query each) and the contacts the scope would not create (a query
+        with the scope "with at least one invoice", none otherwise)."""
         connection = state.connection
         exact = self._exact_candidates(connection, {values["name"] for _c, values, _ch in todo})
         keys = {values["name"]: name_key(values["name"]) for _c, values, _ch in todo}
         near = self._near_candidates(connection, set(keys.values()) - {""})
+        return {"exact": exact, "near": near, "keys": keys, "out_of_scope": self._sage_out_of_scope(state, todo)}
+
+    @api.model
+    def _decide_links(self, todo, lookups):
+        """Decide, for each contact of ``todo``, whether it is linked, created or skipped.
+
+        A pure function of the page and of ``lookups`` (see ``_decision_lookups``): it writes
+        nothing, so the import and its preview take the same decisions. Returns ``(to_link,
+        to_create, skipped)``: ``(contact, partner id)``, ``(contact, values, children, review,
+        duplicate of)`` and ``(contact, values, reason)``; a contact the scope leaves out is
+        skipped instead of created, never instead of linked.
+        """
+        exact, near, keys = lookups["exact"], lookups["near"], lookups["keys"]
+        out_of_scope = lookups["out_of_scope"]
         in_page = Counter(values["name"] for _c, values, _ch in todo)
-        to_link, to_create = [], []
+        to_link, to_create, skipped = [], [], []
         for contact, values, children in todo:
             name = values["name"]
             found = exact.get(name, {"free": [], "linked": []})
             free, twins = found["free"], found["linked"]
             if len(free) == 1 and in_page[name] == 1 and not twins:
                 to_link.append((contact, free[0]))
+                continue
+            if contact["id"] in out_of_scope:
+                skipped.append((contact, values, out_of_scope[contact["id"]]))
                 continue
             review = duplicate = False
             if (free or twins) and (in_page[name] > 1 or len(free) + len(twins) > 1):
@@ -194,7 +214,13 @@ class SageSync(models.AbstractModel):
                 if others:
                     review, duplicate = "near_match", others[0]
             to_create.append((contact, values, children, review, duplicate))
+        return to_link, to_create, skipped
 
+    def _link_or_create(self, state, Partner, todo):
+        connection = state.connection
+        lookups = self._decision_lookups(state, todo)
+        to_link, to_create, skipped = self._decide_links(todo, lookups)
+        self._sage_skip(state, todo, skipped)
         bodies = {}
         values_by_id = {contact["id"]: values for contact, values, _ch in todo}
         Binding = self.env["sage.binding"].sudo()
@@ -215,7 +241,7 @@ class SageSync(models.AbstractModel):
             state.counts["contacts_linked"] += len(to_link)
 
         if to_create:
-            self._create_partners(state, Partner, to_create, bodies, keys)
+            self._create_partners(state, Partner, to_create, bodies, lookups["keys"])
         if bodies:
             Partner.browse(list(bodies))._message_log_batch(bodies)
 

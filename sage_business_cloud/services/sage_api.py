@@ -128,6 +128,13 @@ class SageService:
     def invoices_deleted_since(self, invoice_type, since, page_size):
         return self._read_ids(self._deleted(INVOICE_RESOURCES[invoice_type], since, page_size))
 
+    def invoice_contacts(self, invoice_type, page_size):
+        """Pages of the contact ids of every invoice of this type (the contact attribute only)."""
+        for page in self.client.iter_pages(INVOICE_RESOURCES[invoice_type], attributes="contact",
+                                           items_per_page=page_size):
+            yield [item["contact"]["id"] for item in page
+                   if isinstance(item.get("contact"), dict) and item["contact"].get("id")]
+
     def get_invoice(self, invoice_type, invoice_id):
         return self.client.get(INVOICE_RESOURCES[invoice_type], invoice_id)
 

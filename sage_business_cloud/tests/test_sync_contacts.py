@@ -543,6 +543,8 @@ class TestInterruptions(SageSyncCase):
         other = self.env["sage.connection"]._get_for_company(other_company)
         self.connect_to_sandbox(other, self.sandbox.store.business_ids()[1])
         self.assertEqual(other.state, "connected")
+        # Both first imports may start by themselves (no preview asked for).
+        (self.connection | other).write({"first_import_mode": "auto"})
         original = SageSync._finish
         calls = []
 

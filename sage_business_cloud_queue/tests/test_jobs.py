@@ -57,6 +57,7 @@ class TestSyncJobs(JobHelpers, SageTransactionCase):
 
     def test_the_cron_fans_out_and_a_job_runs_the_sync(self):
         self.sandbox.seed(contacts=5, invoices=0)
+        self.connection.first_import_mode = "auto"  # no preview first: the cron may import
         self.env["sage.connection"]._cron_sync()
         job = self.jobs("_sage_sync_job")
         self.assertEqual(len(job), 1)
@@ -75,6 +76,7 @@ class TestSyncJobs(JobHelpers, SageTransactionCase):
 
     def test_without_delay_the_core_way_applies(self):
         self.sandbox.seed(contacts=3, invoices=0)
+        self.connection.first_import_mode = "auto"  # no preview first: the cron may import
         self.env["sage.connection"].with_context(queue_job__no_delay=True)._cron_sync()
         self.assertFalse(self.jobs("_sage_sync_job"))
         run = self.env["sage.sync.run"].search([("connection_id", "=", self.connection.id)])
