@@ -45,6 +45,7 @@ is recorded on the run (``failed``), even when recording the result itself fails
 
 import logging
 import time
+from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from psycopg2.extras import Json as PsycopgJson
@@ -93,8 +94,10 @@ class _RunState:
         self.currencies = None
         self.contacts_seen = set()
         #: per invoice type: ids listed in this run, and ids in the retry list at its start
-        self.invoices_seen = {"sale": set(), "purchase": set()}
-        self.invoice_retry = {"sale": set(), "purchase": set()}
+        self.invoices_seen = defaultdict(set)
+        self.invoice_retry = defaultdict(set)
+        #: contacts whose documents or payments this run listed (their balance may have moved)
+        self.credit_touched = set()
 
     def error(self, resource, sage_id, name, reason):
         self.errors.append({"resource": resource, "sage_id": sage_id, "name": name, "reason": str(reason)})
@@ -169,6 +172,7 @@ class SageSync(models.AbstractModel):
                 else:
                     self._sync_invoices(state, invoice_type)
                 self._commit()
+            self._sync_documents(state)
             self._sync_waiting_invoices(state)
         except SageAuthError as error:
             failure = "%s (%s)" % (sage_user_message(error), error)

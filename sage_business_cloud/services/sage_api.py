@@ -6,16 +6,41 @@ name, query parameter or request body themselves (``sage_export`` shapes the bod
 failures are put into words in one place, ``models/sage_binding.sage_user_message``.
 """
 
+from .sage_format import ref_id
+
 CONTACT_ATTRIBUTES = (
     "name", "reference", "email", "contact_types", "main_address", "delivery_address",
-    "main_contact_person", "updated_at", "links",
+    "main_contact_person", "updated_at", "links", "balance", "credit_limit", "credit_days", "credit_terms",
 )
+#: What a contact's credit position is read from (with ``show_balance``).
+CREDIT_ATTRIBUTES = ("contact_types", "balance", "credit_limit", "credit_days", "credit_terms")
 INVOICE_ATTRIBUTES = (
     "invoice_number", "vendor_reference", "reference", "contact", "date", "due_date", "total_amount",
     "outstanding_amount", "base_currency_outstanding_amount", "base_currency_total_amount",
     "currency", "status", "links", "updated_at",
 )
-INVOICE_RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices"}
+INVOICE_RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices",
+                     "sale_credit": "sales_credit_notes", "purchase_credit": "purchase_credit_notes",
+                     "quote": "sales_quotes", "estimate": "sales_estimates"}
+#: Attributes asked for, per document kind (each asks only for fields its Sage resource has).
+DOCUMENT_ATTRIBUTES = {
+    "sale": INVOICE_ATTRIBUTES,
+    "purchase": INVOICE_ATTRIBUTES,
+    "sale_credit": (
+        "credit_note_number", "reference", "contact", "date", "total_amount", "outstanding_amount",
+        "base_currency_outstanding_amount", "base_currency_total_amount", "currency", "status", "links",
+        "updated_at"),
+    "purchase_credit": (
+        "vendor_reference", "reference", "contact", "date", "total_amount", "outstanding_amount",
+        "base_currency_outstanding_amount", "base_currency_total_amount", "currency", "status", "links",
+        "updated_at"),
+    "quote": ("quote_number", "reference", "contact", "date", "expiry_date", "total_amount",
+              "base_currency_total_amount", "currency", "status", "links", "updated_at"),
+    "estimate": ("estimate_number", "reference", "contact", "date", "expiry_date", "total_amount",
+                 "base_currency_total_amount", "currency", "status", "links", "updated_at"),
+}
+#: Sage lists no deletions of quotes and estimates (no ``deleted_since`` on their listings).
+NO_DELETED_LISTING = ("quote", "estimate")
 SEARCH_ATTRIBUTES = "name,reference,email,main_address,contact_types,updated_at,links"
 #: The contact person type Sage gives the people Odoo adds.
 PERSON_TYPE = "ACCOUNTS"
@@ -36,8 +61,23 @@ class SageService:
         """Pages of contacts created or changed since ``since`` (every contact when empty)."""
         return self.client.iter_pages(
             "contacts", attributes=list(CONTACT_ATTRIBUTES), items_per_page=page_size,
-            updated_or_created_since=since or None,
+            updated_or_created_since=since or None, show_balance=True,
         )
+
+    def credit_positions(self, page_size):
+        """Pages of every contact's balance and credit terms (nothing else)."""
+        return self.client.iter_pages("contacts", attributes=list(CREDIT_ATTRIBUTES), items_per_page=page_size,
+                                      show_balance=True)
+
+    def credit_position(self, contact_id):
+        """One contact's balance and credit terms."""
+        return self.client.get("contacts", contact_id, attributes=",".join(CREDIT_ATTRIBUTES), show_balance=True)
+
+    def payments_changed_since(self, since, page_size):
+        """Pages of the contact ids of payments and receipts created or changed since ``since``."""
+        for page in self.client.iter_pages("contact_payments", attributes="contact", items_per_page=page_size,
+                                           updated_or_created_since=since):
+            yield [ref_id(item.get("contact")) for item in page if ref_id(item.get("contact"))]
 
     def contacts_deleted_since(self, since, page_size):
         """Pages of the ids of contacts deleted since ``since``."""
@@ -46,7 +86,7 @@ class SageService:
             yield [item["id"] for item in page if item.get("id")]
 
     def get_contact(self, contact_id):
-        return self.client.get("contacts", contact_id)
+        return self.client.get("contacts", contact_id, show_balance=True)
 
     def search_contacts(self, text, limit=None, attributes=SEARCH_ATTRIBUTES):
         """Contacts whose name or reference contains ``text`` (at most ``limit``)."""
@@ -94,13 +134,24 @@ class SageService:
     # ---------------------------------------------------------------- invoices
     def invoices_changed_since(self, invoice_type, since, page_size, contact_id=None):
         return self.client.iter_pages(
-            INVOICE_RESOURCES[invoice_type], attributes=list(INVOICE_ATTRIBUTES), items_per_page=page_size,
+            INVOICE_RESOURCES[invoice_type], attributes=list(DOCUMENT_ATTRIBUTES[invoice_type]),
+            items_per_page=page_size,
             updated_or_created_since=since or None, contact_id=contact_id,
         )
 
     def invoices_deleted_since(self, invoice_type, since, page_size):
+        """Pages of the ids of documents deleted since ``since`` (none for quotes: see the
+        daily sweep, ``document_ids``)."""
+        if invoice_type in NO_DELETED_LISTING:
+            return
         for page in self.client.iter_pages(INVOICE_RESOURCES[invoice_type], attributes=None,
                                            items_per_page=page_size, deleted_since=since):
+            yield [item["id"] for item in page if item.get("id")]
+
+    def document_ids(self, invoice_type, page_size):
+        """Pages of the ids of every document of this kind that Sage still has."""
+        for page in self.client.iter_pages(INVOICE_RESOURCES[invoice_type], attributes=None,
+                                           items_per_page=page_size):
             yield [item["id"] for item in page if item.get("id")]
 
     def get_invoice(self, invoice_type, invoice_id):
