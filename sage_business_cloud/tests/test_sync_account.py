@@ -102,6 +102,19 @@ class TestCreditNotesAndBalance(SageAccountCase):
         self.assertEqual(partner.sage_outstanding_amount, 200.0)
         self.assertEqual(partner.sage_balance, 200.0 - 25.0)
 
+    def test_when_sage_also_changes_the_contact_its_listing_brings_the_balance(self):
+        self.sandbox.configure(balance_changes_contact="yes")
+        self.addCleanup(self.sandbox.configure, balance_changes_contact="no")
+        customer_id = self.old_contact("Cormorant Tiles Ltd")
+        self.sync()
+        self.sage_invoice(customer_id, 90.0)
+        self.sage_pay_on_account(customer_id, 15.0)
+        before = self.requests_total()
+        run = self.sync()
+        self.assertEqual(run.contacts_read, 1)
+        self.assertEqual(self.requests_total() - before, 13, "no GET: the listing gave the balance")
+        self.assertEqual(self.partner_of(customer_id).sage_balance, 75.0)
+
     def test_supplier_credit_notes_stay_with_the_supplier_group(self):
         supplier_id = self.sage_contact("Skua Timber Ltd", kind="VENDOR")
         self.sage_invoice(supplier_id, 500.0, purchase=True)
