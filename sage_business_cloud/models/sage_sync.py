@@ -9,6 +9,8 @@ One run of one connection, in this order:
 4. sales invoices, then purchase invoices (or, when excluded, the stored purchase rows are
    removed), each changed since its own watermark, then the invoices of that type in the retry
    list (failed to map), one GET each, then those deleted since;
+   then sales and purchase credit notes, quotes and estimates the same way, the payments changed
+   since the last run, and the balances and credit positions (``sage_sync_documents``);
 5. invoices waiting for their contact: for every contact in the retry list that is now linked,
    its invoices are listed with ``contact_id`` (one listing per contact, only for those, at
    most ``BACKLOG_LIMIT`` contacts per run).
@@ -26,7 +28,7 @@ they were linked to as their push snapshot, so that a later edit in Odoo sends o
 Cost: every step costs SQL queries per page, never per record (lookups by Sage id and by name
 are one query each per page; partners and invoice rows are created with one ``create`` and the
 per-record writes are flushed together). An incremental run with nothing new makes one request
-per listing (six) whatever the size of the book.
+per listing (13, see ``sage_sync_documents``) whatever the size of the book.
 
 Connection row: every write the sync makes to ``sage.connection`` (watermarks, Sync now flag,
 last sync and last error) goes through ``_write_sync_state``, a short transaction of its own, so

@@ -20,7 +20,7 @@ listing shows (a payment deleted, a limit changed without a new ``updated_at``).
 Cost of an incremental run with nothing new: one request per listing, 13 in all (contacts,
 deleted contacts, and for each of sales invoices, sales credit notes, purchase invoices and
 purchase credit notes the changed and the deleted ones, then quotes, estimates and payments);
-11 when supplier invoices are excluded. The first run of a day adds the daily check.
+9 when supplier invoices are excluded. The first run of a day adds the daily check.
 """
 
 from odoo import fields, models
@@ -124,7 +124,7 @@ class SageSync(models.AbstractModel):
             return
         todo = sorted(state.credit_touched - state.contacts_seen)
         todo = sorted(self._partners_by_sage_id(connection, todo))
-        if len(todo) > CREDIT_READ_LIMIT:
+        if len(todo) > (self.env.context.get("sage_credit_read_limit") or CREDIT_READ_LIMIT):
             self._read_all_credit_positions(state)
             return
         contacts = []

@@ -115,6 +115,20 @@ class TestCreditNotesAndBalance(SageAccountCase):
         self.assertEqual(self.requests_total() - before, 13, "no GET: the listing gave the balance")
         self.assertEqual(self.partner_of(customer_id).sage_balance, 75.0)
 
+    def test_many_changed_balances_cost_one_listing_not_one_get_each(self):
+        ids = [self.old_contact("Auk %s Ltd" % index) for index in range(3)]
+        self.sync()
+        for contact_id in ids:
+            self.sage_pay_on_account(contact_id, 10.0)
+        before = self.requests_total()
+        run = self.sync(sage_credit_read_limit=2, sage_page_size=2)
+        self.assertEqual(run.state, "done", run.message)
+        log = self.sandbox.request_log()["log"][-(self.requests_total() - before):]
+        self.assertFalse([entry for entry in log if entry["path"].startswith("/v3.1/contacts/")])
+        # 13 listings (contact_payments in 2 pages of 2) + every contact's position in 2 pages
+        self.assertEqual(self.requests_total() - before, 13 + 1 + 2)
+        self.assertEqual([self.partner_of(contact_id).sage_balance for contact_id in ids], [-10.0] * 3)
+
     def test_supplier_credit_notes_stay_with_the_supplier_group(self):
         supplier_id = self.sage_contact("Skua Timber Ltd", kind="VENDOR")
         self.sage_invoice(supplier_id, 500.0, purchase=True)
@@ -132,8 +146,10 @@ class TestCreditNotesAndBalance(SageAccountCase):
         self.assertFalse(supplier.with_user(plain).sage_balance_known, "what we owe a supplier is private")
 
         self.connection.exclude_supplier_invoices = True
-        self.sync()
+        run = self.sync()
         self.assertFalse(self.env["sage.invoice"].search([("partner_id", "=", supplier.id)]))
+        self.assertEqual(supplier.with_user(buyer).sage_payable_amount, 0.0)
+        self.assertEqual(run.http_requests, 13 - 4, "no purchase invoice nor credit note listing")
 
 
 class TestQuotes(SageAccountCase):
