@@ -7,6 +7,7 @@ purchase invoices. All are ``sage_*`` fields: the partner guard refuses them to 
 """
 
 from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
 from .res_partner_invoice import SUPPLIER_GROUP
 from .sage_binding_credit import CREDIT_TERMS
@@ -60,7 +61,7 @@ class ResPartner(models.Model):
 
     def _search_sage_over_credit_limit(self, operator, value):
         if operator not in ("=", "!="):
-            return NotImplemented
+            raise UserError(_("Over credit limit can only be searched with = or !=."))
         matching = [("sage_binding_ids", "any", [
             ("company_id", "=", self.env.company.id), ("kind", "=", "contact"), ("over_credit_limit", "=", True)])]
         return matching if bool(value) == (operator == "=") else ["!", *matching]
@@ -72,6 +73,9 @@ def _terms_in_words(binding):
     if not terms and not binding.credit_days:
         return False
     days = binding.credit_days
+    if not days and terms not in ("immediate_invoice", "immediate_payment"):
+        # No days of its own: Sage uses the business's default credit days (invoice settings).
+        return _("%s (the business's default credit days)", dict(CREDIT_TERMS)[terms])
     words = {
         "date_from_invoice": lambda: _("%s days from the invoice date", days),
         "month_end_invoice": lambda: _("%s days after the end of the invoice month", days),

@@ -216,6 +216,7 @@ class TestCreditPosition(SageAccountCase):
             record = self.biz.get("contacts", over_id)
             record.update(credit_limit=100.0, credit_days=30, credit_terms="date_from_invoice")
         self.set_credit(under_id, credit_limit=1000.0, credit_terms="month_end_invoice", credit_days=14)
+        self.set_credit(unlimited_id, credit_terms="date_from_invoice")
         # Petrel, already linked in Odoo: the importer keeps Odoo's values but stores Sage's credit facts
         self.sync()
         Partner = self.env["res.partner"]
@@ -228,7 +229,11 @@ class TestCreditPosition(SageAccountCase):
         under = self.partner_of(under_id)
         self.assertEqual(under.sage_available_credit, 700.0)
         self.assertEqual(under.sage_payment_terms, "14 days after the end of the invoice month")
-        self.assertFalse(self.partner_of(unlimited_id).sage_over_credit_limit)
+        unlimited = self.partner_of(unlimited_id)
+        self.assertFalse(unlimited.sage_over_credit_limit)
+        self.assertEqual((unlimited.sage_credit_limit, unlimited.sage_available_credit), (0.0, 0.0))
+        self.assertEqual(unlimited.sage_payment_terms,
+                         "Days from the invoice date (the business's default credit days)")
         self.assertIn(under, Partner.search([("sage_over_credit_limit", "=", False)]))
 
         # Sage lowers a limit of a linked contact, and a payment brings another under its limit.
