@@ -8,6 +8,8 @@ payments changed. Like every binding field, they are written by the addon only.
 
 from odoo import api, fields, models
 
+from ..services.sage_mapping import MappingError, credit_values
+
 CREDIT_TERMS = [
     ("date_from_invoice", "Days from the invoice date"),
     ("month_end_invoice", "Days after the end of the invoice month"),
@@ -34,6 +36,18 @@ class SageBinding(models.Model):
     over_credit_limit = fields.Boolean(
         compute="_compute_over_credit_limit", store=True, index="btree_not_null",
         help="A customer whose balance is above its credit limit.")
+
+    @api.model
+    def _sage_bind_values(self, connection, partner_id, contact, method, snapshot=None, **extra):
+        """A new link (by the sync, by hand, by an export) starts with the credit position the
+        Sage contact it was made from carries, when it was read with its balance."""
+        values = super()._sage_bind_values(connection, partner_id, contact, method, snapshot=snapshot, **extra)
+        if "balance" in contact:
+            try:
+                values.update(credit_values(contact), credit_read_at=fields.Datetime.now())
+            except MappingError:
+                pass  # read again, and reported, by the next sync that lists the contact
+        return values
 
     @api.depends("balance", "balance_known", "credit_limit", "is_customer")
     def _compute_over_credit_limit(self):

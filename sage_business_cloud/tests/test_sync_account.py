@@ -5,6 +5,7 @@ from datetime import date, timedelta
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
+from ..services.sage_api import SageService
 from .sync_common import SageSyncCase
 
 LINE = {"description": "Work", "ledger_account_id": "4000", "quantity": 1.0, "tax_rate_id": "GB_ZERO"}
@@ -177,6 +178,8 @@ class TestQuotes(SageAccountCase):
         self.assertEqual((partner.sage_open_quote_amount, partner.sage_open_quote_count), (750.0, 3))
         self.assertEqual(partner.sage_display_open_quote_amount, 750.0)
         self.assertFalse(partner.sage_display_sale_invoice_ids & quotes)
+        plain = new_test_user(self.env, login="plain_quotes", groups="base.group_user")
+        self.assertEqual(len(partner.with_user(plain).sage_display_quote_ids), 5, "sales documents: every user")
         self.assertEqual(self.env["sage.invoice"].search_count(
             [("partner_id", "=", partner.id), ("is_open_quote", "=", True)]), 3)
         self.assertEqual(self.env["sage.invoice"].search_count(
@@ -260,6 +263,15 @@ class TestCreditPosition(SageAccountCase):
         with self.assertRaises(AccessError):
             company.sage_binding_ids.with_user(manager).write({"balance": 0.0, "credit_limit": 0.0})
         self.assertEqual(company.sage_binding_ids.balance, 300.0)
+
+    def test_a_contact_linked_by_hand_shows_its_position_at_once(self):
+        contact_id = self.old_contact("Shearwater Marine Ltd", credit_limit=50.0)
+        self.sage_invoice(contact_id, 80.0)
+        partner = self.env["res.partner"].create({"name": "Shearwater (Odoo)", "is_company": True})
+        contact = SageService(self.connection._get_client()).get_contact(contact_id)
+        partner._sage_link_by_hand(self.connection, contact)
+        self.assertEqual((partner.sage_balance, partner.sage_credit_limit), (80.0, 50.0))
+        self.assertTrue(partner.sage_over_credit_limit)
 
     def test_incremental_run_with_nothing_new_costs_one_request_per_listing(self):
         customer_id = self.sage_contact("Razorbill Tools Ltd")
