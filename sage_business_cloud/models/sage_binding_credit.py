@@ -6,9 +6,13 @@ nothing Odoo owns), and refreshed by the incremental sync for the contacts whose
 payments changed. Like every binding field, they are written by the addon only.
 """
 
+import logging
+
 from odoo import api, fields, models
 
 from ..services.sage_mapping import MappingError, credit_values
+
+_logger = logging.getLogger(__name__)
 
 CREDIT_TERMS = [
     ("date_from_invoice", "Days from the invoice date"),
@@ -45,8 +49,9 @@ class SageBinding(models.Model):
         if "balance" in contact:
             try:
                 values.update(credit_values(contact), credit_read_at=fields.Datetime.now())
-            except MappingError:
-                pass  # read again, and reported, by the next sync that lists the contact
+            except MappingError as error:
+                # left unknown; read again (and reported) by the next sync that reads the contact
+                _logger.info("Sage contact %s: credit position not stored (%s)", contact.get("id"), error)
         return values
 
     @api.depends("balance", "balance_known", "credit_limit", "is_customer")
