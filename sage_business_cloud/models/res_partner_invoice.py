@@ -29,7 +29,7 @@ from odoo import _, api, fields, models
 from odoo.tools import SQL
 from odoo.tools.misc import formatLang
 
-from .sage_invoice import COUNTED_STATUSES, INVOICE_TYPES, OPEN_STATUSES
+from .sage_invoice import COUNTED_STATUSES, INVOICE_TYPES, OPEN_STATUSES, QUOTE_TYPES
 
 SUPPLIER_GROUP = "sage_business_cloud.group_sage_supplier_invoices"
 #: Figure that the credit notes of each kind take their unallocated credit off.
@@ -148,7 +148,7 @@ class ResPartner(models.Model):
         for partner in self:
             owner = owners[partner.id]
             rows = by_owner.get(owner.id, [])
-            partner.sage_display_invoice_ids = [(6, 0, [row.id for row in rows])]
+            partner.sage_display_invoice_ids = [(6, 0, [row.id for row in rows if row.invoice_type not in QUOTE_TYPES])]
             partner.sage_display_sale_invoice_ids = [
                 (6, 0, [r.id for r in rows if r.invoice_type in ("sale", "sale_credit")])]
             purchases = [r.id for r in rows if r.invoice_type in ("purchase", "purchase_credit")]

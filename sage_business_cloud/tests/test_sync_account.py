@@ -6,6 +6,7 @@ from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
 from ..services.sage_api import SageService
+from ..services.sage_mapping import MappingError, credit_values
 from .sync_common import SageSyncCase
 
 LINE = {"description": "Work", "ledger_account_id": "4000", "quantity": 1.0, "tax_rate_id": "GB_ZERO"}
@@ -178,6 +179,7 @@ class TestQuotes(SageAccountCase):
         self.assertEqual((partner.sage_open_quote_amount, partner.sage_open_quote_count), (750.0, 3))
         self.assertEqual(partner.sage_display_open_quote_amount, 750.0)
         self.assertFalse(partner.sage_display_sale_invoice_ids & quotes)
+        self.assertFalse(partner.sage_display_invoice_ids & quotes, "quotes are not invoices")
         plain = new_test_user(self.env, login="plain_quotes", groups="base.group_user")
         self.assertEqual(len(partner.with_user(plain).sage_display_quote_ids), 5, "sales documents: every user")
         self.assertEqual(self.env["sage.invoice"].search_count(
@@ -207,6 +209,17 @@ class TestQuotes(SageAccountCase):
 
 
 class TestCreditPosition(SageAccountCase):
+
+    def test_credit_values_read_sages_strings_and_leave_the_unknown_unknown(self):
+        values = credit_values({"balance": "110.50", "credit_limit": "100.0", "credit_days": "30",
+                                "credit_terms": "date_from_invoice", "contact_types": [{"id": "CUSTOMER"}]})
+        self.assertEqual(values, {"balance": 110.5, "balance_known": True, "credit_limit": 100.0, "credit_days": 30,
+                                  "credit_terms": "date_from_invoice", "is_customer": True})
+        values = credit_values({"balance": None, "credit_terms": "next_full_moon", "contact_types": [{"id": "VENDOR"}]})
+        self.assertEqual((values["balance_known"], values["credit_terms"], values["is_customer"]),
+                         (False, False, False))
+        with self.assertRaises(MappingError):
+            credit_values({"balance": "lots"})
 
     def test_over_credit_limit_filter_finds_exactly_those_over(self):
         over_id = self.old_contact("Gannet Haulage Ltd")
