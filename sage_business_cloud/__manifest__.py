@@ -2,7 +2,7 @@
     "name": "Sage Business Cloud Accounting",
     "summary": "Keep Odoo contacts and Sage Business Cloud Accounting (UK) in step, "
     "and show each contact's Sage invoices",
-    "version": "18.0.2.0.0",
+    "version": "18.0.2.1.0",
     "category": "Accounting/Accounting",
     "author": "sage_business_cloud developers",
     "license": "LGPL-3",
@@ -22,6 +22,7 @@
         "views/sage_invoice_views.xml",
         "views/res_partner_views.xml",
         "views/res_partner_invoice_views.xml",
+        "views/res_partner_credit_views.xml",
         "views/res_partner_export_views.xml",
         "views/res_config_settings_views.xml",
         "views/sage_templates.xml",

@@ -23,7 +23,10 @@ FAULT_CODES = {429: ("TooManyRequests", "Rate limit exceeded"), 500: ("Unexpecte
                502: ("BadGateway", "Bad gateway"), 503: ("ServiceUnavailable", "Service temporarily unavailable")}
 SAVE_INTERVAL = 0.5
 # run-time switches (``configure`` / ``/_sandbox/config``) and their allowed values
-SETTINGS = {"nested_put": ("merge", "replace")}
+SETTINGS = {"nested_put": ("merge", "replace"),
+            # whether a document or payment that moves a contact's balance bumps the contact's own
+            # ``updated_at`` (Sage does not say; "no" is what the sandbox did first)
+            "balance_changes_contact": ("no", "yes")}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -107,14 +110,15 @@ class SandboxServer:
     def __init__(self, host="127.0.0.1", port=0, contacts=0, invoices=0, seed=1, auto_approve=True,
                  client_id="sandbox-client-id", client_secret="sandbox-client-secret", redirect_uris=None,
                  access_token_ttl=300, refresh_token_ttl=2678400, code_ttl=60, businesses=1, state_file=None,
-                 nested_put="merge"):
+                 nested_put="merge", balance_changes_contact="no"):
         self.host, self.port = host, port
         self.businesses = max(1, int(businesses))
         self.state_file = state_file
         self.clock = Clock()
         self.store = Store(self.clock)
-        self.defaults = self._checked_settings({"nested_put": nested_put})
-        self.store.nested_put = self.defaults["nested_put"]
+        self.defaults = self._checked_settings({"nested_put": nested_put,
+                                                "balance_changes_contact": balance_changes_contact})
+        self._apply_settings(self.defaults)
         config = OAuthConfig(client_id=client_id, client_secret=client_secret,
                              redirect_uris=tuple(redirect_uris or DEFAULT_REDIRECT_URIS),
                              access_token_ttl=access_token_ttl, refresh_token_ttl=refresh_token_ttl,
@@ -221,15 +225,18 @@ class SandboxServer:
         return dict(settings)
 
     def settings(self):
-        """Current behaviour switches (``{"nested_put": "merge"|"replace"}``)."""
-        return {"nested_put": self.store.nested_put}
+        """Current behaviour switches (``{"nested_put": "merge"|"replace", ...}``, see ``SETTINGS``)."""
+        return {name: getattr(self.store, name) for name in SETTINGS}
+
+    def _apply_settings(self, settings):
+        for name, value in settings.items():
+            setattr(self.store, name, value)
 
     def configure(self, **settings):
         """Change behaviour switches at run time; ``reset()`` and ``seed()`` restore the start values."""
         settings = self._checked_settings(settings)
         with self.store.lock:
-            if "nested_put" in settings:
-                self.store.nested_put = settings["nested_put"]
+            self._apply_settings(settings)
         return self.settings()
 
     def set_nested_put(self, mode):
@@ -242,13 +249,13 @@ class SandboxServer:
         """Empty every business and restore the start settings (keeps OAuth grants, faults, request log)."""
         with self.store.lock:
             self.store.reset(self.businesses)
-            self.store.nested_put = self.defaults["nested_put"]
+            self._apply_settings(self.defaults)
 
     def seed(self, contacts=0, invoices=0, seed=1):
         """Reset, then generate ``contacts``/``invoices`` in the lead business (deterministic per seed)."""
         with self.store.lock:
             self.store.reset(self.businesses)
-            self.store.nested_put = self.defaults["nested_put"]
+            self._apply_settings(self.defaults)
             anchor = self.clock.now() // DAY * DAY
             seed_business(self.store, self.store.business(), int(contacts), int(invoices), seed, anchor)
 

@@ -167,6 +167,7 @@ class Store:
         self.next_legacy = 1000
         self.legacy_index = {}
         self.nested_put = "merge"
+        self.balance_changes_contact = "no"
 
     # ------------------------------------------------------------------ bookkeeping
     def touch(self):
@@ -174,6 +175,12 @@ class Store:
         self.version += 1
         if self.on_change:
             self.on_change()
+
+    def balance_moved(self, biz, contact_id, ts=None):
+        """A document or payment of the contact changed: with ``balance_changes_contact="yes"``
+        the contact's own ``updated_at`` moves too (Sage does not say whether it does)."""
+        if self.balance_changes_contact == "yes":
+            self._touch_parent(biz, contact_id, ts)
 
     def next_seq(self):
         """Return the next creation sequence number (defines list order)."""
@@ -615,6 +622,8 @@ class Store:
         self.stamp(rec, ts, created=True)
         biz.collections[resource].items[rec["id"]] = rec
         biz.transactions.setdefault(contact["id"], []).append((resource, rec["id"]))
+        if not kind.is_quote:
+            self.balance_moved(biz, contact["id"], ts)
         self.touch()
         return rec
 
@@ -702,6 +711,8 @@ class Store:
             raise invalid(f"{render.LABELS[resource]} cannot be edited once it is void or has payments")
         self._apply_invoice(rec, data, KINDS[resource])
         self.stamp(rec)
+        if not KINDS[resource].is_quote:
+            self.balance_moved(biz, rec["_contact"])
         self.touch()
         return rec
 
@@ -712,6 +723,7 @@ class Store:
             raise invalid("Only drafts can be released")
         rec["_status"] = "UNPAID"
         self.stamp(rec)
+        self.balance_moved(biz, rec["_contact"])
         self.touch()
         return rec
 
@@ -726,6 +738,8 @@ class Store:
         if not KINDS[resource].void_on_delete or rec["_status"] == "DRAFT":
             self._bury(biz, resource, invoice_id)
             biz.transactions[rec["_contact"]].remove((resource, invoice_id))
+            if not KINDS[resource].is_quote:
+                self.balance_moved(biz, rec["_contact"])
             self.touch()
             return None
         if rec["_status"] == "VOID":
@@ -736,6 +750,7 @@ class Store:
         rec["void_reason"] = str(void_reason)[:200]
         self.recompute(rec)
         self.stamp(rec)
+        self.balance_moved(biz, rec["_contact"])
         self.touch()
         return rec
 
@@ -788,6 +803,7 @@ class Store:
             self.stamp(inv)
         biz.collections["contact_payments"].items[rec["id"]] = rec
         biz.transactions.setdefault(contact["id"], []).append(("contact_payments", rec["id"]))
+        self.balance_moved(biz, contact["id"])
         self.touch()
         return rec
 
@@ -801,6 +817,7 @@ class Store:
                 self.stamp(target)
         self._bury(biz, "contact_payments", payment_id)
         biz.transactions[rec["_contact"]].remove(("contact_payments", payment_id))
+        self.balance_moved(biz, rec["_contact"])
         self.touch()
 
     def _settle(self, target, amount, on_date, link):

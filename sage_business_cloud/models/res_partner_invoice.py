@@ -10,6 +10,10 @@ book) and add up only invoices in that currency: pounds are never added to euros
 other currencies are totalled per currency in ``sage_other_currency_summary``, shown in the Sage
 tab. Void, draft and other non-posted invoices count in no figure (see ``sage_invoice``).
 
+Credit notes take the credit they still carry (not yet allocated) off the outstanding figure of
+their side (``sage_outstanding_amount``, ``sage_payable_amount``); they are never overdue. Quotes
+and estimates count in no amount owed: they have their own figures (``res_partner_quote``).
+
 Sales and purchase invoices are never added up: the ``sage_*`` figures (outstanding, overdue,
 due dates, count) are what the customer owes, from sales invoices only, and every internal user
 can read them. What we owe a supplier is in the ``sage_payable_*`` fields, computed from purchase
@@ -25,9 +29,11 @@ from odoo import _, api, fields, models
 from odoo.tools import SQL
 from odoo.tools.misc import formatLang
 
-from .sage_invoice import COUNTED_STATUSES, OPEN_STATUSES
+from .sage_invoice import COUNTED_STATUSES, INVOICE_TYPES, OPEN_STATUSES, QUOTE_TYPES
 
 SUPPLIER_GROUP = "sage_business_cloud.group_sage_supplier_invoices"
+#: Figure that the credit notes of each kind take their unallocated credit off.
+CREDIT_OFFSETS = {"sale_credit": "sage_outstanding_amount", "purchase_credit": "sage_payable_amount"}
 #: Aged debt buckets, in the order of the figures query's last columns.
 AGED_FIELDS = ("sage_aged_current", "sage_aged_1_30", "sage_aged_31_60", "sage_aged_61_90", "sage_aged_90_plus")
 
@@ -43,8 +49,8 @@ class ResPartner(models.Model):
     # sortable in 18.0): each company sees the figures of its own Sage business only.
     sage_outstanding_amount = fields.Float(
         "Sage outstanding", company_dependent=True, copy=False, digits=(16, 2),
-        help="Still to be paid on the Sage invoices, in the Sage business's currency "
-        "(void and draft excluded).",
+        help="Still to be paid on the Sage invoices less the credit not yet allocated on Sage "
+        "credit notes, in the Sage business's currency (void and draft excluded).",
     )
     sage_overdue_amount = fields.Float(
         "Sage overdue", company_dependent=True, copy=False, digits=(16, 2),
@@ -142,9 +148,10 @@ class ResPartner(models.Model):
         for partner in self:
             owner = owners[partner.id]
             rows = by_owner.get(owner.id, [])
-            partner.sage_display_invoice_ids = [(6, 0, [row.id for row in rows])]
-            partner.sage_display_sale_invoice_ids = [(6, 0, [r.id for r in rows if r.invoice_type == "sale"])]
-            purchases = [r.id for r in rows if r.invoice_type == "purchase"]
+            partner.sage_display_invoice_ids = [(6, 0, [row.id for row in rows if row.invoice_type not in QUOTE_TYPES])]
+            partner.sage_display_sale_invoice_ids = [
+                (6, 0, [r.id for r in rows if r.invoice_type in ("sale", "sale_credit")])]
+            purchases = [r.id for r in rows if r.invoice_type in ("purchase", "purchase_credit")]
             partner.sage_display_purchase_invoice_ids = [(6, 0, purchases)]
             partner.sage_display_purchase_count = len(purchases)
             partner.sage_display_outstanding_amount = owner.sage_outstanding_amount
@@ -170,11 +177,11 @@ class ResPartner(models.Model):
         totals = {}
         for invoice in invoices or []:
             partner = invoice.partner_id
-            if invoice.invoice_type != "sale" or invoice.status not in COUNTED_STATUSES \
+            if invoice.invoice_type not in ("sale", "sale_credit") or invoice.status not in COUNTED_STATUSES \
                     or invoice.currency_id == partner.sage_currency_id:
                 continue
             entry = totals.setdefault(partner.id, {}).setdefault(invoice.currency_id, [0.0, 0.0])
-            entry[0] += invoice.outstanding_amount
+            entry[0] += invoice.outstanding_amount if invoice.invoice_type == "sale" else -invoice.outstanding_amount
             if invoice.is_overdue:
                 entry[1] += invoice.outstanding_amount
         summaries = {}
@@ -256,6 +263,14 @@ class ResPartner(models.Model):
         for partner_id, invoice_currency, invoice_type, count, outstanding, overdue, next_due, oldest, in_base, \
                 *aged in self.env.cr.fetchall():
             values = figures[partner_id]
+            if invoice_type in CREDIT_OFFSETS:
+                # Credit not yet allocated is owed back: it comes off what is outstanding (a credit
+                # note has no due date, so it changes neither overdue nor the aged buckets).
+                if in_base or invoice_currency == currency_id:
+                    values[CREDIT_OFFSETS[invoice_type]] -= outstanding or 0.0
+                continue
+            if invoice_type not in INVOICE_TYPES:
+                continue
             if invoice_type == "sale" and (in_base or invoice_currency == currency_id):
                 for fname, amount in zip(AGED_FIELDS, aged, strict=True):
                     values[fname] += amount or 0.0
@@ -276,6 +291,7 @@ class ResPartner(models.Model):
             if countable:
                 values[key_outstanding] += outstanding or 0.0
                 values[key_overdue] += max(overdue or 0.0, 0.0)
+        partners._sage_add_quote_figures(figures, connection, today, currency_id)
         # A person of a bound company shows its company's figures (contacts list, filters).
         persons = self.sudo().with_context(active_test=False).search([
             ("parent_id", "in", partners.ids), ("is_company", "=", False), ("type", "=", "contact"),

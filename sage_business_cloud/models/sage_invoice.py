@@ -1,4 +1,9 @@
-"""Summary of one Sage sales or purchase invoice of a linked partner (read-only copy)."""
+"""Summary of one Sage document of a linked partner (read-only copy).
+
+Invoices, credit notes, quotes and estimates share this model; ``invoice_type`` says which. Credit
+notes take money off what is owed (their outstanding amount is the credit not yet allocated);
+quotes and estimates count in no amount owed, only in the partner's open quotes.
+"""
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
@@ -15,6 +20,21 @@ PAYMENT_STATES = [("paid", "Paid"), ("partial", "Part paid"), ("not_paid", "Not 
 # Sage statuses that count in the figures; DRAFT, VOID and the like do not.
 OPEN_STATUSES = ("UNPAID", "PART_PAID", "DISPUTED")
 COUNTED_STATUSES = OPEN_STATUSES + ("PAID",)
+DOCUMENT_TYPES = [
+    ("sale", "Sales invoice"), ("purchase", "Purchase invoice"),
+    ("sale_credit", "Sales credit note"), ("purchase_credit", "Purchase credit note"),
+    ("quote", "Sales quote"), ("estimate", "Sales estimate"),
+]
+#: Documents that carry an amount owed (invoices) or owed back (credit notes).
+INVOICE_TYPES = ("sale", "purchase")
+CREDIT_TYPES = ("sale_credit", "purchase_credit")
+QUOTE_TYPES = ("quote", "estimate")
+#: What is only for the group "Sage: supplier invoices".
+SUPPLIER_TYPES = ("purchase", "purchase_credit")
+#: Sage's quote and estimate statuses (``QuoteStatus``; the Swagger file lists no ids).
+QUOTE_STATUSES = ("DRAFT", "PENDING", "ACCEPTED", "DECLINED", "INVOICED", "EXPIRED")
+#: Quotes still in play: not invoiced nor declined (DRAFT and PENDING ones until they expire).
+LIVE_QUOTE_STATUSES = ("DRAFT", "PENDING")
 
 
 class SageInvoice(models.Model):
@@ -28,12 +48,16 @@ class SageInvoice(models.Model):
     company_id = fields.Many2one(related="connection_id.company_id", store=True)
     sage_id = fields.Char("Sage id", required=True, index=True)
     sage_contact_id = fields.Char("Sage contact id", index=True)
-    invoice_type = fields.Selection(
-        [("sale", "Sales invoice"), ("purchase", "Purchase invoice")], required=True, index=True,
-    )
-    number = fields.Char(help="invoice_number for sales invoices, vendor_reference for purchases.")
+    invoice_type = fields.Selection(DOCUMENT_TYPES, string="Kind", required=True, index=True)
+    number = fields.Char(help="Sage's number (invoice_number, credit_note_number, quote_number, "
+                         "estimate_number); vendor_reference for purchase documents.")
     date = fields.Date()
     due_date = fields.Date(index=True)
+    expiry_date = fields.Date(help="Quotes and estimates: the day the offer ends.")
+    is_open_quote = fields.Boolean(
+        "Open quote", compute="_compute_is_open_quote", search="_search_is_open_quote",
+        help="A quote or estimate neither invoiced nor declined, and not past its expiry date "
+        "(accepted ones stay open until Sage invoices them).")
     currency_id = fields.Many2one("res.currency", required=True)
     total_amount = fields.Monetary(currency_field="currency_id")
     outstanding_amount = fields.Monetary(currency_field="currency_id")
@@ -84,14 +108,39 @@ class SageInvoice(models.Model):
             "partner_team_id": partners.browse(vals["partner_id"]).team_id.id,
             "payment_state": _payment_state(vals["status"], vals["outstanding_amount"], vals["total_amount"],
                                             Currency.browse(vals["currency_id"])),
-            "aged_bucket": _bucket(vals["status"], vals["outstanding_amount"], vals["due_date"], today),
+            "aged_bucket": vals["invoice_type"] in INVOICE_TYPES and _bucket(
+                vals["status"], vals["outstanding_amount"], vals["due_date"], today),
         } for vals in vals_list]
 
-    @api.depends("status", "outstanding_amount", "due_date")
+    @api.depends("status", "outstanding_amount", "due_date", "invoice_type")
     def _compute_aged_bucket(self):
         today = self._sage_today()
         for invoice in self:
-            invoice.aged_bucket = _bucket(invoice.status, invoice.outstanding_amount, invoice.due_date, today)
+            invoice.aged_bucket = invoice.invoice_type in INVOICE_TYPES and _bucket(
+                invoice.status, invoice.outstanding_amount, invoice.due_date, today)
+
+    @api.depends("invoice_type", "status", "expiry_date")
+    @api.depends_context("date")
+    def _compute_is_open_quote(self):
+        today = self._sage_today()
+        for invoice in self:
+            invoice.is_open_quote = invoice.invoice_type in QUOTE_TYPES and (
+                invoice.status == "ACCEPTED" or (
+                    invoice.status in LIVE_QUOTE_STATUSES
+                    and (not invoice.expiry_date or invoice.expiry_date >= today)))
+
+    def _search_is_open_quote(self, operator, value):
+        if operator not in ("=", "!="):
+            raise UserError(_("Open quote can only be searched with = or !=."))
+        domain = self._open_quote_domain()
+        positive = bool(value) == (operator == "=")
+        return domain if positive else ["!", *domain]
+
+    def _open_quote_domain(self):
+        today = self._sage_today()
+        return ["&", ("invoice_type", "in", QUOTE_TYPES), "|", ("status", "=", "ACCEPTED"),
+                "&", ("status", "in", LIVE_QUOTE_STATUSES), "|", ("expiry_date", "=", False),
+                ("expiry_date", ">=", today)]
 
     @api.model
     def _sage_refresh_aged_buckets(self, connection):
@@ -109,9 +158,11 @@ class SageInvoice(models.Model):
                         ELSE '90_plus' END AS bucket
                       FROM sage_invoice
                      WHERE connection_id = %(connection)s AND status = ANY(%(open)s) AND outstanding_amount > 0
+                       AND invoice_type = ANY(%(types)s)
                 ) AS aged
                 WHERE sage_invoice.id = aged.row_id AND sage_invoice.aged_bucket IS DISTINCT FROM aged.bucket""",
-            {"today": self._sage_today(), "connection": connection.id, "open": list(OPEN_STATUSES)})
+            {"today": self._sage_today(), "connection": connection.id, "open": list(OPEN_STATUSES),
+             "types": list(INVOICE_TYPES)})
         self.invalidate_model(["aged_bucket"])
 
     @api.model

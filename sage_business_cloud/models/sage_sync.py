@@ -9,6 +9,8 @@ One run of one connection, in this order:
 4. sales invoices, then purchase invoices (or, when excluded, the stored purchase rows are
    removed), each changed since its own watermark, then the invoices of that type in the retry
    list (failed to map), one GET each, then those deleted since;
+   then sales and purchase credit notes, quotes and estimates the same way, the payments changed
+   since the last run, and the balances and credit positions (``sage_sync_documents``);
 5. invoices waiting for their contact: for every contact in the retry list that is now linked,
    its invoices are listed with ``contact_id`` (one listing per contact, only for those, at
    most ``BACKLOG_LIMIT`` contacts per run).
@@ -28,7 +30,7 @@ they were linked to as their push snapshot, so that a later edit in Odoo sends o
 Cost: every step costs SQL queries per page, never per record (lookups by Sage id and by name
 are one query each per page; partners and invoice rows are created with one ``create`` and the
 per-record writes are flushed together). An incremental run with nothing new makes one request
-per listing (six) whatever the size of the book.
+per listing (13, see ``sage_sync_documents``) whatever the size of the book.
 
 Connection row: every write the sync makes to ``sage.connection`` (watermarks, Sync now flag,
 last sync and last error) goes through ``_write_sync_state``, a short transaction of its own, so
@@ -47,6 +49,7 @@ is recorded on the run (``failed``), even when recording the result itself fails
 
 import logging
 import time
+from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from psycopg2.extras import Json as PsycopgJson
@@ -95,9 +98,11 @@ class _RunState:
         self.currencies = None
         self.contacts_seen = set()
         #: per invoice type: ids listed in this run, and ids in the retry list at its start
-        self.invoices_seen = {"sale": set(), "purchase": set()}
-        self.invoice_retry = {"sale": set(), "purchase": set()}
-        #: partners whose invoice rows this run changed: their figures are recomputed at its end
+        self.invoices_seen = defaultdict(set)
+        self.invoice_retry = defaultdict(set)
+        #: contacts whose documents or payments this run listed (their balance may have moved)
+        self.credit_touched = set()
+        #: partners whose rows changed since their figures were last recomputed (per listing)
         self.figures_due = set()
 
     def error(self, resource, sage_id, name, reason):
@@ -174,6 +179,7 @@ class SageSync(models.AbstractModel):
                 else:
                     self._sync_invoices(state, invoice_type)
                 self._commit()
+            self._sync_documents(state)
             self._sync_waiting_invoices(state)
         except SageAuthError as error:
             failure = "%s (%s)" % (sage_user_message(error), error)
@@ -196,18 +202,21 @@ class SageSync(models.AbstractModel):
         return self._finish_safely(state, failure, clock)
 
     def _warm_listings(self, state):
-        """An incremental run asks Sage at once for the first page of each of its listings (six,
-        or four without supplier invoices), instead of one round trip after the other. Not for a
-        first import: its pages take minutes to write, and its later listings should not start
-        from a page read that long before."""
+        """An incremental run asks Sage at once for the first page of each of its listings
+        (``_listed_since``), instead of one round trip after the other. Not for a first import:
+        its pages take minutes to write, and its later listings should not start from a page
+        read that long before."""
         connection = state.connection
         if not connection.contacts_synced_until:
             return
-        types = ("sale",) if connection.exclude_supplier_invoices else ("sale", "purchase")
-        state.client.warm_listings(
-            {"contacts": connection.contacts_synced_until, "sale": connection.invoices_synced_until,
-             "purchase": connection.purchases_synced_until},
-            self._page_size(), types)
+        since = self._listed_since(connection)
+        kinds = [kind for kind in since if kind not in ("contacts", "payments")]
+        state.client.warm_listings(since, self._page_size(), kinds)
+
+    def _listed_since(self, connection):
+        """``{"contacts" or a document kind or "payments": watermark}`` of the listings a run of
+        ``connection`` reads (extended by the importers)."""
+        return {"contacts": connection.contacts_synced_until}
 
     def _close_interrupted_runs(self, connection):
         """Runs of this connection still "running" while we hold its lock died with their process

@@ -17,12 +17,15 @@ class SageSyncBacklog(models.Model):
     kind = fields.Selection(
         [("contact", "Contact to read again"), ("invoices", "Invoices waiting for their contact"),
          ("sale_invoice", "Sales invoice to read again"),
-         ("purchase_invoice", "Purchase invoice to read again")],
+         ("purchase_invoice", "Purchase invoice to read again"),
+         ("sale_credit_note", "Sales credit note to read again"),
+         ("purchase_credit_note", "Purchase credit note to read again"),
+         ("quote", "Sales quote to read again"), ("estimate", "Sales estimate to read again")],
         required=True,
     )
     sage_id = fields.Char(
         "Sage id", required=True,
-        help="Id of the Sage contact (kinds contact and invoices) or invoice (other kinds).",
+        help="Id of the Sage contact (kinds contact and invoices) or document (other kinds).",
     )
     reason = fields.Char()
     since = fields.Datetime(default=fields.Datetime.now)

@@ -10,18 +10,22 @@ from odoo import _, fields, models
 
 from ..services.sage_client import SageNotFoundError
 from ..services.sage_mapping import MappingError, invoice_values
-from .sage_invoice import COUNTED_STATUSES
+from ..services.sage_api import INVOICE_RESOURCES
+from .sage_connection_documents import DOCUMENT_WATERMARKS
+from .sage_invoice import COUNTED_STATUSES, QUOTE_STATUSES
 from .sage_sync import OVERLAP
 
-RESOURCES = {"sale": "sales_invoices", "purchase": "purchase_invoices"}
-WATERMARKS = {"sale": "invoices_synced_until", "purchase": "purchases_synced_until"}
+#: Per document kind (invoices here; credit notes, quotes, estimates: ``sage_sync_documents``).
+RESOURCES = INVOICE_RESOURCES
+WATERMARKS = {"sale": "invoices_synced_until", "purchase": "purchases_synced_until", **DOCUMENT_WATERMARKS}
 #: Retry-list kind of the invoices of each type that failed to map.
-INVOICE_RETRY = {"sale": "sale_invoice", "purchase": "purchase_invoice"}
+INVOICE_RETRY = {"sale": "sale_invoice", "purchase": "purchase_invoice", "sale_credit": "sale_credit_note",
+                 "purchase_credit": "purchase_credit_note", "quote": "quote", "estimate": "estimate"}
 
 
 #: Sage's invoice statuses. Another one is not guessed at (stored, it would count in no figure
 #: and stay wrong until the invoice changes again in Sage): the invoice is read again by id.
-KNOWN_STATUSES = frozenset(COUNTED_STATUSES + ("DRAFT", "PRO_FORMA", "VOID"))
+KNOWN_STATUSES = frozenset(COUNTED_STATUSES + ("DRAFT", "PRO_FORMA", "VOID") + QUOTE_STATUSES)
 
 
 def _check_invoice(values):
@@ -63,6 +67,13 @@ class SageSync(models.AbstractModel):
         due = sorted(state.figures_due)
         self.env["res.partner"].browse(due)._sage_recompute_invoice_figures(state.connection)
         state.figures_due.difference_update(due)
+
+    def _listed_since(self, connection):
+        since = super()._listed_since(connection)
+        for invoice_type in ("sale", "purchase"):
+            if invoice_type == "sale" or not connection.exclude_supplier_invoices:
+                since[invoice_type] = connection[WATERMARKS[invoice_type]]
+        return since
 
     def _retry_invoices(self, state, invoice_type):
         """Read again, one GET each, the invoices of the retry list that this run did not list.
@@ -170,8 +181,9 @@ class SageSync(models.AbstractModel):
     def _sync_waiting_invoices(self, state):
         """Read the invoices of contacts that were not linked when their invoices came by.
 
-        This is the one step that costs requests per contact: one listing (two when supplier
-        invoices are synced) for each contact of the "invoices" retry list that is linked now.
+        This is the one step that costs requests per contact: one listing per kind of document
+        (invoices, credit notes, quotes, estimates; the supplier ones when supplier invoices are
+        synced) for each contact of the "invoices" retry list that is linked now.
         It happens only for contacts that failed to map when their invoices were listed, and for
         contacts restored from the "deleted in Odoo" list, which are rare; and it is bounded:
         at most ``BACKLOG_LIMIT`` contacts per run, the oldest first (the rest wait for the next
@@ -187,6 +199,8 @@ class SageSync(models.AbstractModel):
             self._sync_invoices(state, "sale", contact_id=contact_id)
             if not connection.exclude_supplier_invoices:
                 self._sync_invoices(state, "purchase", contact_id=contact_id)
+            for kind in self._document_kinds(connection):
+                self._sync_invoices(state, kind, contact_id=contact_id)
             self._recompute_due_figures(state)
             Backlog._remove(connection, "invoices", [contact_id])
             self._commit()

@@ -14,9 +14,15 @@ from datetime import date
 from .names import exact_name
 from .sage_format import MappingError, alternate_link, parse_datetime, ref_id
 
-__all__ = ["MappingError", "address_values", "contact_values", "invoice_values", "is_person"]
+__all__ = ["MappingError", "address_values", "contact_values", "credit_values", "invoice_values", "is_person"]
 
 CONTACT_TYPES = ("CUSTOMER", "VENDOR")
+#: The key of Sage's own number, per kind of sales document (purchase ones use vendor_reference).
+NUMBER_KEYS = {"sale": "invoice_number", "sale_credit": "credit_note_number", "quote": "quote_number",
+               "estimate": "estimate_number"}
+#: Sage's credit terms (``Contact.credit_terms`` enum of the Swagger file).
+CREDIT_TERMS = ("month_end_invoice", "date_from_invoice", "immediate_invoice", "month_end_payment",
+                "date_from_payment", "immediate_payment")
 
 
 def _text(value):
@@ -147,6 +153,13 @@ def _date(invoice, key, required=False):
         raise MappingError("%s is not a date: %r" % (key, value)) from None
 
 
+def _base_key(invoice_type):
+    """The base-currency amount that says Sage gave them: quotes have no outstanding amount."""
+    if invoice_type in ("quote", "estimate"):
+        return "base_currency_total_amount"
+    return "base_currency_outstanding_amount"
+
+
 def invoice_values(invoice, invoice_type, currencies):
     """Values of a ``sage.invoice`` row (without partner/connection) for a Sage invoice dict.
 
@@ -161,10 +174,8 @@ def invoice_values(invoice, invoice_type, currencies):
     currency_id = currencies.get(str(code).upper())
     if not currency_id:
         raise MappingError("unknown currency %r" % code)
-    if invoice_type == "sale":
-        number = invoice.get("invoice_number")
-    else:
-        number = invoice.get("vendor_reference") or invoice.get("reference")
+    number = invoice.get(NUMBER_KEYS[invoice_type]) if invoice_type in NUMBER_KEYS else (
+        invoice.get("vendor_reference") or invoice.get("reference"))
     status_label = invoice.get("status", {}).get("displayed_as") if isinstance(invoice.get("status"), dict) else None
     return {
         "sage_id": invoice["id"],
@@ -173,15 +184,45 @@ def invoice_values(invoice, invoice_type, currencies):
         "number": number or invoice.get("displayed_as") or False,
         "date": _date(invoice, "date"),
         "due_date": _date(invoice, "due_date"),
+        "expiry_date": _date(invoice, "expiry_date"),
         "currency_id": currency_id,
         "total_amount": _amount(invoice, "total_amount"),
         "outstanding_amount": _amount(invoice, "outstanding_amount"),
         # In the business's base currency, at Sage's rate: what the figures add up.
         "base_total_amount": _optional_amount(invoice, "base_currency_total_amount") or 0.0,
         "base_outstanding_amount": _optional_amount(invoice, "base_currency_outstanding_amount") or 0.0,
-        "base_amounts_known": _optional_amount(invoice, "base_currency_outstanding_amount") is not None,
+        "base_amounts_known": _optional_amount(invoice, _base_key(invoice_type)) is not None,
         "status": status.upper(),
         "status_label": status_label or status.replace("_", " ").title(),
         "sage_url": alternate_link(invoice) or False,
         "sage_updated_at": parse_datetime(invoice.get("updated_at")),
+    }
+
+
+def credit_values(contact):
+    """Values of a binding's credit position for a Sage contact read with ``show_balance``.
+
+    ``balance`` is what the contact's account stands at in Sage (what a customer owes us, what we
+    owe a supplier), in the business's currency; a contact read without it leaves it unknown
+    (None), never 0. A ``credit_limit`` of 0 or none means no limit. Raises ``MappingError``.
+    """
+    balance = _optional_amount(contact, "balance")
+    limit = _optional_amount(contact, "credit_limit")
+    days = contact.get("credit_days")
+    if days not in (None, ""):
+        try:
+            days = int(days)
+        except (TypeError, ValueError):
+            raise MappingError("credit_days is not a number: %r" % days) from None
+    terms = contact.get("credit_terms") or False
+    if terms and terms not in CREDIT_TERMS:
+        terms = False  # a new Sage option: shown as days only, never guessed at
+    types = {ref_id(t) for t in contact.get("contact_types") or [] if isinstance(t, dict)}
+    return {
+        "balance": balance or 0.0,
+        "balance_known": balance is not None,
+        "credit_limit": limit or 0.0,
+        "credit_days": days if days not in (None, "") else False,
+        "credit_terms": terms,
+        "is_customer": "CUSTOMER" in types or not types,
     }

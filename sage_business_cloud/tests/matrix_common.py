@@ -27,6 +27,7 @@ from odoo.modules.registry import Registry
 from odoo.tests.common import get_db_name
 
 from ..models.sage_invoice import OPEN_STATUSES
+from ..services.sage_api import INVOICE_RESOURCES
 from .common import TEST_BASE_URL, configure_sandbox_params, connect_to_sandbox, get_sandbox
 
 PAGE_SIZE = 2
@@ -255,8 +256,9 @@ class Book:
         """Odoo equals Sage: bindings, invoice rows id for id, partners' figures."""
         store = self.sandbox.store
         sage_contacts = {c["id"]: c for c in store.contacts(self.business_id)}
-        invoices = {("sale", i["id"]): i for i in store.records("sales_invoices", self.business_id)}
-        invoices.update({("purchase", i["id"]): i for i in store.records("purchase_invoices", self.business_id)})
+        # every kind of document: invoices, credit notes, quotes and estimates
+        invoices = {(kind, i["id"]): i for kind, resource in INVOICE_RESOURCES.items()
+                    for i in store.records(resource, self.business_id)}
 
         def read(env):
             env.cr.execute("SELECT sage_contact_id, partner_id FROM sage_binding "
@@ -289,15 +291,16 @@ class Book:
             assert partner_id == bound[invoice["contact"]["id"]], "invoice %s on the wrong partner" % (key,)
             assert (status, round(total, 2), round(outstanding, 2)) == (
                 invoice["status"]["id"], round(invoice["total_amount"], 2),
-                round(invoice["outstanding_amount"], 2)), "invoice %s differs from Sage's" % (key,)
+                round(invoice.get("outstanding_amount") or 0.0, 2)), "invoice %s differs from Sage's" % (key,)
         owed = dict.fromkeys(bound.values(), 0.0)
         for (kind, _id), invoice in expected.items():
-            if kind == "sale" and invoice["status"]["id"] in OPEN_STATUSES:
-                owed[bound[invoice["contact"]["id"]]] += invoice["base_currency_outstanding_amount"]
+            if kind in ("sale", "sale_credit") and invoice["status"]["id"] in OPEN_STATUSES:
+                sign = -1 if kind == "sale_credit" else 1  # credit not yet allocated is owed back
+                owed[bound[invoice["contact"]["id"]]] += sign * invoice["base_currency_outstanding_amount"]
         for partner_id, amount in owed.items():
             assert round(figures[partner_id], 2) == round(amount, 2), (
-                "partner %s shows %s outstanding, Sage's invoices add up to %s" % (partner_id, figures[partner_id],
-                                                                                  amount))
+                "partner %s shows %s outstanding, Sage's invoices less credit notes add up to %s" % (
+                    partner_id, figures[partner_id], amount))
         return sage_contacts, bound
 
 

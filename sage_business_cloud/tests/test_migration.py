@@ -1,4 +1,4 @@
-"""Upgrade to 18.0.2.0.0 on a database written by the old layout (links as res.partner columns).
+"""Upgrade to 18.0.2.x on a database written by the old layout (links as res.partner columns).
 
 The old addon is taken from this repository's own history (the last commit of the 18.0.1 layout),
 installed into a fresh database, given linked partners, an added contact person, a pending push
@@ -69,7 +69,13 @@ def test_upgrade_moves_links_into_bindings():
             _odoo(db, "-u", "sage_business_cloud", "--stop-after-init")
 
             assert _psql(db, "SELECT latest_version FROM ir_module_module WHERE name='sage_business_cloud'") \
-                == "18.0.2.0.0"
+                == "18.0.2.1.0"
+            # 18.0.2.1.0: the noupdate rule of the sales rows lets credit notes and quotes through
+            rule = _psql(db, "SELECT r.domain_force FROM ir_rule r JOIN ir_model_data d ON d.res_id = r.id "
+                             "AND d.model = 'ir.rule' WHERE d.name = 'sage_invoice_sales_only_rule'")
+            assert rule == "[('invoice_type', 'not in', ('purchase', 'purchase_credit'))]", rule
+            # a connection made before the preview existed keeps importing at once
+            assert _psql(db, "SELECT string_agg(DISTINCT first_import_mode, ',') FROM sage_connection") == "auto"
             rows = _psql(db, "SELECT p.name, b.kind, coalesce(b.sage_contact_id, b.sage_contact_person_id), "
                              "b.link_method, b.push_state, b.push_snapshot->>'name', b.company_id IS NOT NULL "
                              "FROM sage_binding b JOIN res_partner p ON p.id = b.partner_id ORDER BY p.name")

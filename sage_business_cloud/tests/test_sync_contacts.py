@@ -139,8 +139,9 @@ class TestFirstImport(SageSyncCase):
         self._seed_batch("Bulk Customer", 30, 10)
         run = self.sync(sage_page_size=10)
         self.assertEqual((run.contacts_linked, run.contacts_created), (10, 20))
-        # 3 pages + the 3 (single-page) invoice listings, no deletions on a first import
-        self.assertEqual(run.http_requests, 3 + 2)
+        # 3 pages + the (single-page) listings of sales and purchase invoices and credit notes, quotes
+        # and estimates; no deletions nor payments on a first import
+        self.assertEqual(run.http_requests, 3 + 6)
 
     def test_run_cost_does_not_grow_with_the_page(self):
         """A page of 10 new contacts and a page of 40 cost the same number of queries."""
@@ -158,7 +159,9 @@ class TestFirstImport(SageSyncCase):
 
         small = run_cost("Small Batch", 10, 3)
         large = run_cost("Large Batch", 40, 12)
-        self.assertLessEqual(abs(large - small), 4, (small, large))
+        # Slack: the connection's watermark writes (one per stream, 11 streams) are coalesced by the
+        # ORM or not, depending on whether the two runs start in the same second.
+        self.assertLessEqual(abs(large - small), 4 + 5, (small, large))
 
     def test_exact_name_lookup_uses_the_trim_name_index(self):
         self.cr.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'res_partner_sage_trim_name_index'")
@@ -306,8 +309,10 @@ class TestIncremental(SageSyncCase):
         self.assertEqual(run.state, "done", run.message)
         self.assertEqual((run.contacts_created, run.contacts_linked, run.contacts_ignored), (0, 0, 0))
         self.assertEqual(self.Partner.search_count([("sage_contact_id", "!=", False)]), count)
-        # The overlap window re-reads the 12 contacts (3 pages); deletions and invoices: 1 each.
-        self.assertLessEqual(self.requests_total() - before, 3 + 1 + 4)
+        # The overlap window re-reads the 12 contacts (3 pages); deleted contacts, then the changed
+        # and the deleted sales and purchase invoices and credit notes, quotes, estimates and
+        # payments: 1 each.
+        self.assertLessEqual(self.requests_total() - before, 3 + 1 + 8 + 2 + 1)
 
     def test_new_edited_and_deleted_contacts(self):
         kept_id = self.sage_contact("Kestrel Print Ltd")

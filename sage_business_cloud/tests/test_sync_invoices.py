@@ -209,9 +209,10 @@ class TestInvoiceFigures(SageSyncCase):
         run = self.sync()
         self.assertEqual(run.state, "done", run.message)
         self.assertEqual(self.partner_of(waiting_id).sage_invoice_ids.mapped("total_amount"), [120.0])
-        # the contact's invoices were read for it alone: GET contact + 2 listings by contact_id
+        # the contact's documents were read for it alone: GET contact + 6 listings by contact_id
+        # (sales and purchase invoices and credit notes, quotes, estimates)
         log = self.sandbox.request_log()["log"][-(self.requests_total() - before):]
-        self.assertEqual(sum(1 for entry in log if "contact_id=" + waiting_id in (entry["query"] or "")), 2)
+        self.assertEqual(sum(1 for entry in log if "contact_id=" + waiting_id in (entry["query"] or "")), 6)
         run = self.sync()
         self.assertEqual(run.invoices_waiting, 0)
 

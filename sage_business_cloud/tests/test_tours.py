@@ -184,6 +184,38 @@ class TestTours(SageHttpCase):
         self.assertTrue(pdf.raw.startswith(b"%PDF-"))
         self.assertIn(overdue.number.encode(), pdf.raw)
 
+    def test_sales_user_sees_the_account_credit_position_and_quotes(self):
+        contact_id = self.sage_contact("Harbour Light Ltd", credit_limit=500.0, credit_days=30,
+                                       credit_terms="date_from_invoice")
+        self.sage_invoice(contact_id, 700.0, days_old=5, due_in=30)
+        store = self.sandbox.store
+        today, expiry = date.today(), date.today() + timedelta(days=20)
+        line = {"description": "Work", "ledger_account_id": "4000", "quantity": 1.0, "tax_rate_id": "GB_ZERO"}
+        with store.lock:
+            biz = store.business(self.business_id)
+            store.create_invoice(biz, "sales_credit_notes", {
+                "contact_id": contact_id, "date": today.isoformat(),
+                "credit_note_lines": [{**line, "unit_price": 50.0}]})
+            store.create_invoice(biz, "sales_quotes", {
+                "contact_id": contact_id, "date": today.isoformat(), "expiry_date": expiry.isoformat(),
+                "quote_lines": [{**line, "unit_price": 1200.0}]})
+        self.sync()
+        customer = self.env["res.partner"].search([("sage_contact_id", "=", contact_id)])
+        self.assertTrue(customer.sage_over_credit_limit)
+        note = customer.sage_invoice_ids.filtered(lambda i: i.invoice_type == "sale_credit")
+        quote = customer.sage_invoice_ids.filtered(lambda i: i.invoice_type == "quote")
+        salesman = new_test_user(self.env, login="sage_tour_account", name="Cora Credit",
+                                 groups="base.group_user,sales_team.group_sale_salesman")
+        self.run_tour("/odoo/res.partner/%d" % customer.id, "sage_business_cloud_account", salesman.login, {
+            "balance": self.money(650.0),
+            "available": self.money(150.0),  # shown in red, with a minus sign
+            "terms": "30 days from the invoice date",
+            "creditNoteNumber": note.number,
+            "quoteNumber": quote.number,
+            "quoteExpiry": expiry.strftime("%m/%d/%Y"),
+            "openQuotes": self.money(1200.0),
+        })
+
     def test_user_exports_a_person_of_a_company_to_sage(self):
         company = self.env["res.partner"].create({
             "name": "Quayside Joinery Ltd", "is_company": True, "city": "Bristol",

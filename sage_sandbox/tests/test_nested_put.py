@@ -31,7 +31,7 @@ def _put_partial(sapi):
 
 
 def test_merge_is_the_default(fresh, sapi):
-    assert fresh.settings() == {"nested_put": "merge"}
+    assert fresh.settings() == {"nested_put": "merge", "balance_changes_contact": "no"}
     before, after = _put_partial(sapi)
     assert after["main_address"]["city"] == "York" and after["main_address"]["address_line_1"] == "1 High St"
     assert after["main_address"]["postal_code"] == "LS1 4AP" and after["main_address"]["country"]["id"] == "GB"
@@ -68,22 +68,23 @@ def test_replace_leaves_objects_not_sent_alone(fresh, sapi):
 
 def test_switch_through_the_control_and_reset_restores(fresh, sapi):
     url = f"{fresh.base_url}/_sandbox/config"
-    assert requests.get(url).json() == {"nested_put": "merge"}
-    assert requests.post(url, json={"nested_put": "replace"}).json() == {"nested_put": "replace"}
+    assert requests.get(url).json() == {"nested_put": "merge", "balance_changes_contact": "no"}
+    assert requests.post(url, json={"nested_put": "replace"}).json() == {
+        "nested_put": "replace", "balance_changes_contact": "no"}
     assert _put_partial(sapi)[1]["main_address"]["postal_code"] is None
     assert requests.post(url, json={"nested_put": "sideways"}).status_code == 422
     assert requests.post(url, json={"colour": "red"}).status_code == 422
     requests.post(f"{fresh.base_url}/_sandbox/reset")
-    assert fresh.settings() == {"nested_put": "merge"}
+    assert fresh.settings() == {"nested_put": "merge", "balance_changes_contact": "no"}
     assert _put_partial(sapi)[1]["main_address"]["postal_code"] == "LS1 4AP"
 
 
 def test_start_value_from_python_and_cli():
     srv = SandboxServer(nested_put="replace")
-    assert srv.settings() == {"nested_put": "replace"}
+    assert srv.settings() == {"nested_put": "replace", "balance_changes_contact": "no"}
     srv.configure(nested_put="merge")
     srv.reset()
-    assert srv.settings() == {"nested_put": "replace"}
+    assert srv.settings() == {"nested_put": "replace", "balance_changes_contact": "no"}
     with pytest.raises(ValueError):
         SandboxServer(nested_put="overwrite")
     assert build_parser().parse_args([]).nested_put == "merge"
