@@ -58,7 +58,11 @@ class SageSync(models.AbstractModel):
             for sage_ids in state.client.invoices_deleted_since(invoice_type, since, self._page_size()):
                 self._in_savepoint(self._deleted_invoices_page, state, invoice_type, sage_ids)
         # Before the watermark moves: should this fail, the next run lists these pages again.
-        self._in_savepoint(self._recompute_due_figures, state)
+        # (Not ``_in_savepoint``: this is no page of the listing.)
+        with self.env.cr.savepoint():
+            self._recompute_due_figures(state)
+            self.env.flush_all()
+        self._commit()
         connection._write_sync_state({WATERMARKS[invoice_type]: state.started - OVERLAP})
 
     def _recompute_due_figures(self, state):
