@@ -15,10 +15,11 @@ One run of one connection, in this order:
    its invoices are listed with ``contact_id`` (one listing per contact, only for those, at
    most ``BACKLOG_LIMIT`` contacts per run).
 
-The figures of the partners whose invoice rows changed are recomputed once per listing, before
-its watermark moves. Whatever the outcome, the run then recomputes those of a listing that stopped
-midway and, at the first run of a day, those that date from an earlier day (overdue depends on
-today; no Sage call), and records its result.
+The figures of the partners whose invoice rows changed are recomputed once, after all the
+document listings, and only then do their watermarks move. Whatever the outcome, the run then
+does the same for what a run that stopped midway read and, at the first run of a day,
+recomputes the figures that date from an earlier day (overdue depends on today; no Sage call),
+and records its result.
 
 Matching by name: an unlinked Sage contact is linked to the one unlinked Odoo partner (company,
 or person without a company) with exactly its name. It is created and flagged for review instead
@@ -102,8 +103,10 @@ class _RunState:
         self.invoice_retry = defaultdict(set)
         #: contacts whose documents or payments this run listed (their balance may have moved)
         self.credit_touched = set()
-        #: partners whose rows changed since their figures were last recomputed (per listing)
+        #: partners whose rows changed since their figures were last recomputed
         self.figures_due = set()
+        #: watermarks of the document listings that completed, moved with the figures
+        self.watermarks_due = {}
 
     def error(self, resource, sage_id, name, reason):
         self.errors.append({"resource": resource, "sage_id": sage_id, "name": name, "reason": str(reason)})
@@ -180,6 +183,7 @@ class SageSync(models.AbstractModel):
                     self._sync_invoices(state, invoice_type)
                 self._commit()
             self._sync_documents(state)
+            self._settle_listings(state)
             self._sync_waiting_invoices(state)
         except SageAuthError as error:
             failure = "%s (%s)" % (sage_user_message(error), error)
@@ -247,14 +251,12 @@ class SageSync(models.AbstractModel):
             self._rollback()
 
     def _refresh_figures_safely(self, state):
-        """Recompute the figures of partners whose rows changed in a listing that stopped midway
-        (its committed pages; the next run lists them again anyway), then, once a day, those
-        that date from an earlier day."""
+        """After a run that stopped midway, settle what it read (``_settle_listings``: the
+        figures of its committed pages, the watermarks of the listings it completed); then, once
+        a day, recompute the figures that date from an earlier day."""
         connection = state.connection
         try:
-            with self.env.cr.savepoint():
-                self._recompute_due_figures(state)
-            self._commit()
+            self._settle_listings(state)
             with self.env.cr.savepoint():
                 day = self._refresh_stale_figures(connection)
             self._commit()

@@ -2,7 +2,8 @@
 
 One listing per invoice type changed since its own watermark, then the retry list, then the
 invoices deleted since; rows are upserted by Sage id, page by page, and the figures of the
-partners they touch are recomputed once per listing, before its watermark moves.
+partners they touch are recomputed once for all the listings (``_settle_listings``), before
+their watermarks move.
 Invoices whose contact is not bound yet wait in the retry list.
 """
 
@@ -57,17 +58,24 @@ class SageSync(models.AbstractModel):
         if since:
             for sage_ids in state.client.invoices_deleted_since(invoice_type, since, self._page_size()):
                 self._in_savepoint(self._deleted_invoices_page, state, invoice_type, sage_ids)
-        # Before the watermark moves: should this fail, the next run lists these pages again.
-        # (Not ``_in_savepoint``: this is no page of the listing.)
+        # The listing is complete; its watermark moves once the figures are recomputed.
+        state.watermarks_due[WATERMARKS[invoice_type]] = state.started - OVERLAP
+
+    def _settle_listings(self, state):
+        """Recompute, in one go, the figures of the partners whose rows changed in the listings
+        read so far (not once per page, nor per listing), then move the watermarks of those
+        that completed. Should the recomputation fail, no watermark moves: the next run lists
+        those pages again."""
         with self.env.cr.savepoint():
             self._recompute_due_figures(state)
             self.env.flush_all()
         self._commit()
-        connection._write_sync_state({WATERMARKS[invoice_type]: state.started - OVERLAP})
+        if state.watermarks_due:
+            state.connection._write_sync_state(dict(state.watermarks_due))
+            state.watermarks_due.clear()
 
     def _recompute_due_figures(self, state):
-        """Recompute, in one go, the figures of the partners whose rows changed since the last
-        call (a whole stream of pages: not once per page)."""
+        """Recompute the figures of the partners whose rows changed since the last call."""
         due = sorted(state.figures_due)
         self.env["res.partner"].browse(due)._sage_recompute_invoice_figures(state.connection)
         state.figures_due.difference_update(due)
