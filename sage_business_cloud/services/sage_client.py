@@ -81,6 +81,8 @@ DEFAULT_REFRESH_TOKEN_LIFETIME = 31 * 24 * 3600
 #: Pages read ahead by :meth:`SageClient.iter_pages` (1 = one page at a time, following ``$next``).
 #: Sage allows 150 concurrent requests per app; a few are enough to hide its latency.
 DEFAULT_PREFETCH = 4
+#: At most this many first pages asked for at once by ``warm_first_pages``.
+MAX_WARM_WORKERS = 16
 
 #: Token endpoint error codes meaning the connection must be re-authorised.
 AUTH_ERROR_CODES = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
@@ -725,7 +727,8 @@ class SageClient:
         def start_worker():
             self._local.session = self._worker_session()
 
-        pool = ThreadPoolExecutor(max_workers=min(len(listings), self.prefetch + 2),
+        # one worker per listing (a run has 13; Sage allows 150 requests in flight per app)
+        pool = ThreadPoolExecutor(max_workers=min(len(listings), MAX_WARM_WORKERS),
                                   thread_name_prefix="sage-first-pages", initializer=start_worker)
         for resource, attributes, items_per_page, filters in listings:
             url = self._url(*self._listing(resource, attributes, items_per_page, filters))
