@@ -99,6 +99,10 @@ def _faulty(rule, response):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a client opening a dozen connections at once (the
+    # addon asks for the first page of every listing together) would see the surplus SYNs
+    # dropped and retried by the kernel a second later. Sage's servers take them at once.
+    request_queue_size = 128
 
 
 class SandboxServer:

@@ -1,6 +1,7 @@
 """Measure what a Sage sync costs: seconds, HTTP requests, SQL statements and memory, per phase.
 
-Builds a fresh database with the addon, starts the sandbox in this process with a seeded book,
+Builds a fresh database with the addon, starts the sandbox in a process of its own (as real Sage
+runs on its own servers, its work does not compete with Odoo's interpreter) with a seeded book,
 connects through OAuth, then measures:
 
 * the **floor**: the time to read the same pages as the first import with a plain client (no ORM;
@@ -23,7 +24,6 @@ included); ``--prefetch`` sets how many pages the client reads ahead (1 = one pa
 """
 
 import argparse
-import logging
 import math
 import os
 import subprocess
@@ -117,12 +117,12 @@ class MemoryPeak:
 class Bench:
     """The phases of one benchmark run and their measured rows."""
 
-    def __init__(self, args, registry, sandbox, connection_id):
+    def __init__(self, args, registry, sandbox, connection_id, seeded):
         self.args, self.registry, self.sandbox, self.connection_id = args, registry, sandbox, connection_id
         self.rows = []
         self.listings = None
         from odoo.addons.sage_business_cloud.services.sage_api import INVOICE_RESOURCES
-        self.counts = {name: len(sandbox.store.records(name)) for name in ("contacts", *INVOICE_RESOURCES.values())}
+        self.counts = {name: seeded[name] for name in ("contacts", *INVOICE_RESOURCES.values())}
         self.pages = sum(math.ceil(count / PAGE) for count in self.counts.values())
 
     def env(self, cr):
@@ -141,19 +141,6 @@ class Bench:
 
     # -- floor ---------------------------------------------------------------
 
-    def plain_client(self, settings):
-        """A client of its own grant (no ORM, no refresh handler): the floor never spends the
-        connection's refresh token."""
-        from odoo.addons.sage_business_cloud.services.sage_client import SageClient, SageOAuth
-        from tools import sandbox_link
-
-        oauth = SageOAuth(settings)
-        url, verifier = oauth.authorization_url("benchmark-floor")
-        code = sandbox_link.authorize_code(url)["code"]
-        token = oauth.fetch_token(code, code_verifier=verifier)
-        # ``--prefetch`` is the class default already (see ``main``).
-        return SageClient(settings, token, business_id=self.sandbox.store.business_ids()[0])
-
     def read_pages(self, client):
         """Read the first import's listings; return (contacts pages, {kind: document pages})."""
         from odoo.addons.sage_business_cloud.services import sage_api
@@ -171,7 +158,7 @@ class Bench:
     def measure_read(self, label, settings, latency):
         self.set_latency(latency)
         try:
-            client = self.plain_client(settings)
+            client = plain_client(settings, self.sandbox.business_ids()[0])
             self.sandbox.clear_requests()
             with MemoryPeak() as memory:
                 begin = time.perf_counter()
@@ -251,7 +238,25 @@ class Bench:
         self.add_row("floor: one batch create (rolled back)", seconds, 0, queries, memory.growth, pages,
                      f"{len(created) + len(child_vals)} partners, {len(rows)} invoice rows")
 
+    def settle_database(self):
+        """``VACUUM ANALYZE`` the database, so that the phase measured next does not share the
+        machine with an autovacuum of the rows the previous phase wrote, nor plan with stale
+        statistics: both the engine and the floor start from a settled database."""
+        import psycopg2
+
+        from odoo.sql_db import connection_info_for
+
+        _name, params = connection_info_for(self.args.db)
+        connection = psycopg2.connect(**params)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE")
+        finally:
+            connection.close()
+
     def measure_floor(self):
+        self.settle_database()
         with self.registry.cursor() as cr:
             settings = self.env(cr)["sage.connection"].browse(self.connection_id)._get_sage_settings()
         contacts, invoices = self.measure_read("floor: read the pages, no latency", settings, 0)
@@ -302,7 +307,8 @@ class Bench:
                                f"{run.state} in {run.duration:.2f} s (recorded); "
                                f"read {run.contacts_read}, linked {run.contacts_linked}, "
                                f"created {run.contacts_created}, invoices {run.invoices_read}; "
-                               f"client requests {run.http_requests}; {repeated_reads(log)} read twice; "
+                               f"client requests {run.http_requests}, waited for Sage {run.wait_seconds:.1f} s; "
+                               f"{repeated_reads(log)} read twice; "
                                f"{describe_calls(log)}")
             row["duration"] = run.duration
         if profiler:
@@ -404,6 +410,30 @@ def connect(connection, business_ids):
     connection._select_business(business_ids[0])
 
 
+def plain_client(settings, business_id):
+    """A client of its own grant (no ORM, no refresh handler): it never spends the connection's
+    refresh token."""
+    from odoo.addons.sage_business_cloud.services.sage_client import SageClient, SageOAuth
+    from tools import sandbox_link
+
+    oauth = SageOAuth(settings)
+    url, verifier = oauth.authorization_url("benchmark")
+    code = sandbox_link.authorize_code(url)["code"]
+    token = oauth.fetch_token(code, code_verifier=verifier)
+    # ``--prefetch`` is the class default already (see ``main``).
+    return SageClient(settings, token, business_id=business_id)
+
+
+def sage_contacts(client, limit):
+    """The first ``limit`` contacts of the Sage listing (ids and names), through the API."""
+    found = []
+    for page in client.iter_pages("contacts", attributes=["name"], items_per_page=PAGE):
+        found.extend(page)
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
 def main():
     args = parse_args()
     addons, pg = build_database(args.db)
@@ -414,50 +444,51 @@ def main():
 
     odoo.tools.config.parse_config(["-d", args.db, f"--addons-path={addons}", *pg, "--log-level=warn"])
     from odoo.addons.sage_business_cloud.services import sage_client
-    from sage_sandbox import SandboxServer
     from tools import sandbox_link
+    from tools.sandbox_process import SandboxProcess
 
     if args.prefetch is not None:
         # The engine builds its own client (sage.connection._get_client): set the default.
         sage_client.SageClient.prefetch = args.prefetch
-    logging.getLogger("sage_sandbox").setLevel(logging.WARNING)  # no access log line per request
     started = time.perf_counter()
-    sandbox = SandboxServer(port=0, contacts=args.contacts, invoices=args.invoices, seed=args.seed,
-                            client_id="odoo-test-client", client_secret="odoo-test-secret")
-    sandbox.start()
-    print(f"sandbox seeded with {args.contacts} contacts and {args.invoices} invoices "
-          f"in {time.perf_counter() - started:.1f} s")
-    registry = Registry(args.db)
+    sandbox = SandboxProcess("odoo-test-client", "odoo-test-secret").start()
     try:
+        seeded = sandbox.seed(args.contacts, args.invoices, args.seed)
+        business = sandbox.business_ids()[0]
+        print(f"sandbox (process of its own) seeded with {args.contacts} contacts and {args.invoices} invoices "
+              f"in {time.perf_counter() - started:.1f} s")
+        registry = Registry(args.db)
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             sandbox_link.configure_sandbox_params(env, sandbox.base_url, "odoo-test-client", "odoo-test-secret")
             env["ir.config_parameter"].set_param("web.base.url", "http://localhost:8069")
             connection = env["sage.connection"]._get_for_company(env.company)
             cr.commit()
-            connect(connection, sandbox.store.business_ids())
-            names = [c["name"] for c in sandbox.store.contacts()[: args.matches]]
+            connect(connection, sandbox.business_ids())
+            client = plain_client(connection._get_sage_settings(), business)
+            names = [c["name"] for c in sage_contacts(client, args.matches)]
             env["res.partner"].create([{"name": name, "is_company": True} for name in names])
             cr.commit()
             connection_id = connection.id
-        bench = Bench(args, registry, sandbox, connection_id)
+        bench = Bench(args, registry, sandbox, connection_id, seeded)
         bench.set_latency(args.latency)
+        bench.settle_database()
         first = bench.measure_run("first import", profile=args.profile)
         bench.count_listings()
         idle = bench.measure_run("incremental, nothing new", profile=args.profile_idle)
-        business = sandbox.store.business_ids()[0]
-        for contact in sandbox.store.contacts(business)[:25]:
-            sandbox.store.update_contact(sandbox.store.business(business), contact["id"],
-                                         {"notes": "touched by the benchmark"})
+        bench.set_latency(0)
+        for contact in sage_contacts(client, 25):
+            client.update("contacts", contact["id"], {"notes": "touched by the benchmark"})
+        bench.set_latency(args.latency)
         bench.measure_run("incremental, 25 contacts edited")
         print_table(bench, None)
-        # Last, so that the import's memory growth is measured from the seeded process alone.
+        # Last: the floor's batch create grows the process by hundreds of MB, which Python keeps;
+        # measured first, it would hide the import's own memory growth.
         floor = None if args.no_floor else bench.measure_floor()
     finally:
         sandbox.stop()
     print_table(bench, floor)
     print_goals(bench, first, idle, floor)
-
 
 if __name__ == "__main__":
     main()

@@ -207,15 +207,17 @@ class SageSync(models.AbstractModel):
 
     def _warm_listings(self, state):
         """An incremental run asks Sage at once for the first page of each of its listings
-        (``_listed_since``), instead of one round trip after the other. Not for a first import:
-        its pages take minutes to write, and its later listings should not start from a page
-        read that long before."""
+        (``_listed_since``), instead of one round trip after the other. A first import's pages
+        take minutes to write, and its later listings should not start from a page read that
+        long before: each listing's first page is asked for once the previous listing's pages
+        all have been, while Odoo still writes them."""
         connection = state.connection
-        if not connection.contacts_synced_until:
-            return
         since = self._listed_since(connection)
         kinds = [kind for kind in since if kind not in ("contacts", "payments")]
-        state.client.warm_listings(since, self._page_size(), kinds)
+        if connection.contacts_synced_until:
+            state.client.warm_listings(since, self._page_size(), kinds)
+        else:
+            state.client.chain_listings(since, self._page_size(), kinds)
 
     def _listed_since(self, connection):
         """``{"contacts" or a document kind or "payments": watermark}`` of the listings a run of
@@ -322,6 +324,7 @@ class SageSync(models.AbstractModel):
             "finished_at": fields.Datetime.now(),
             "duration": time.monotonic() - clock,
             "http_requests": state.client.request_count if state.client else 0,
+            "wait_seconds": state.client.client.wait_seconds if state.client else 0.0,
             "message": "\n".join(message) or False,
         })
         self._commit()
@@ -355,6 +358,9 @@ class SageSync(models.AbstractModel):
             method(*args)
             self.env.flush_all()
         self._commit()
+        # The page is in the database: its partners, bindings and rows need not stay cached, or
+        # a first import would hold the whole book in memory by its last page.
+        self.env.invalidate_all()
 
     @api.model
     def _bulk_write(self, records, vals_list):

@@ -63,6 +63,7 @@ class SageSync(models.AbstractModel):
             "state": "failed" if failure else ("partial" if state.errors else "done"),
             "finished_at": fields.Datetime.now(), "duration": time.monotonic() - clock,
             "http_requests": state.client.request_count if state.client else 0,
+            "wait_seconds": state.client.client.wait_seconds if state.client else 0.0,
             "message": failure or False,
         })
         self._commit()

@@ -36,6 +36,10 @@ class SageSyncRun(models.Model):
     invoices_removed = fields.Integer()
     invoices_waiting = fields.Integer(help="Invoices of contacts not linked yet; read again later.")
     http_requests = fields.Integer("HTTP requests")
+    wait_seconds = fields.Float(
+        "Waited for Sage (s)", digits=(16, 2),
+        help="Time the run spent waiting for Sage's answers; pages read ahead while Odoo was busy "
+             "writing the previous ones are not counted. The rest of the duration is Odoo's own work.")
     message = fields.Text()
     error_ids = fields.One2many("sage.sync.error", "run_id", string="Errors")
     error_count = fields.Integer(compute="_compute_error_count", store=True)

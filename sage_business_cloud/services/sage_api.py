@@ -95,6 +95,15 @@ class SageService:
         payments are listed) to its watermark. The pages are then read in the usual order; only
         the waiting for their first pages overlaps.
         """
+        self.client.warm_first_pages(self._run_listings(since, page_size, kinds))
+
+    def chain_listings(self, since, page_size, kinds):
+        """The same listings, for a first import: each one's first page is asked for once the
+        previous listing's pages all have been (``SageClient.chain_first_pages``)."""
+        self.client.chain_first_pages(self._run_listings(since, page_size, kinds))
+
+    def _run_listings(self, since, page_size, kinds):
+        """The listings of a run, in the order the engine reads them."""
         listings = [self._contacts_changed(since["contacts"], page_size)]
         if since["contacts"]:  # deletions are listed only after a first import
             listings.append(self._deleted("contacts", since["contacts"], page_size))
@@ -104,7 +113,7 @@ class SageService:
                 listings.append(self._deleted(INVOICE_RESOURCES[kind], since[kind], page_size))
         if "payments" in since:
             listings.append(self._payments_changed(since["payments"], page_size))
-        self.client.warm_first_pages(listings)
+        return listings
 
     def contacts_changed_since(self, since, page_size):
         """Pages of contacts created or changed since ``since`` (every contact when empty)."""

@@ -604,6 +604,9 @@ class SageClient:
             self.prefetch = max(1, int(prefetch))
         #: HTTP requests sent to the API (token endpoint calls excluded), from every thread.
         self.request_count = 0
+        #: Seconds the caller's thread spent waiting for Sage (its own calls, and the pages
+        #: it needed before a worker had brought them); what read-ahead hides is not counted.
+        self.wait_seconds = 0.0
         #: Envelope data of the last page yielded by :meth:`iter_pages`.
         self.last_page = {}
         #: ``jitter(low, high)`` used for backoff; replaceable in tests.
@@ -616,9 +619,13 @@ class SageClient:
         self._pause_lock = threading.Lock()
         self._pause_until = 0.0
         self._local = threading.local()
-        #: First pages asked for ahead by :meth:`warm_first_pages`: ``{url: future}``.
+        #: First pages asked for ahead by :meth:`warm_first_pages` and :meth:`chain_first_pages`:
+        #: ``{url: future}``.
         self._warm = {}
         self._warm_cancel = None
+        self._warmed = False
+        #: First-page URLs of the listings to be read one after the other (:meth:`chain_first_pages`).
+        self._chain = []
 
     #: Pages :meth:`iter_pages` reads ahead in worker threads (1 = none); the ``prefetch``
     #: argument sets it for one client, assigning the class attribute for every client.
@@ -719,19 +726,50 @@ class SageClient:
         listing dropped) is asked for again by :meth:`iter_pages`; an error Sage gave it after
         the retries is raised there, as it would have been. Once per client at most.
         """
-        if self.prefetch <= 1 or self._warm_cancel is not None or not listings:
+        if self.prefetch <= 1 or self._warmed or not listings:
             return
+        self._warmed = True
+        self._submit_warm([self._listing_url(listing) for listing in listings])
+
+    def chain_first_pages(self, listings):
+        """Listings that will be read one after the other, in this order (a first import).
+
+        The first page of each one is asked for as soon as every page of the one before has
+        been asked for, so the wait for it overlaps the writing of the previous pages; it is
+        therefore never read long before its own listing. ``listings`` as for
+        :meth:`warm_first_pages`; a listing read that is not the next in the chain changes
+        nothing (its page is asked for when it is read, as usual).
+        """
+        if self.prefetch > 1:
+            self._chain = [self._listing_url(listing) for listing in listings]
+
+    def _listing_url(self, listing):
+        resource, attributes, items_per_page, filters = listing
+        return self._url(*self._listing(resource, attributes, items_per_page, filters))
+
+    def _all_asked(self, url):
+        """Every page of the listing at ``url`` has been asked for: ask for the next one's first."""
+        if url not in self._chain:
+            return
+        position = self._chain.index(url)
+        upcoming = self._chain[position + 1:position + 2]
+        del self._chain[:position + 1]
+        if upcoming and upcoming[0] not in self._warm:
+            self._submit_warm(upcoming)
+
+    def _submit_warm(self, urls):
         self.ensure_token()  # on the caller's thread, before the workers need it
-        self._warm_cancel = cancel = threading.Event()
+        if self._warm_cancel is None:
+            self._warm_cancel = threading.Event()
+        cancel = self._warm_cancel
 
         def start_worker():
             self._local.session = self._worker_session()
 
         # one worker per listing (a run has 13; Sage allows 150 requests in flight per app)
-        pool = ThreadPoolExecutor(max_workers=min(len(listings), MAX_WARM_WORKERS),
+        pool = ThreadPoolExecutor(max_workers=min(len(urls), MAX_WARM_WORKERS),
                                   thread_name_prefix="sage-first-pages", initializer=start_worker)
-        for resource, attributes, items_per_page, filters in listings:
-            url = self._url(*self._listing(resource, attributes, items_per_page, filters))
+        for url in urls:
             self._warm[url] = pool.submit(self._send, "GET", url, worker=cancel, check_expiry=False)
         pool.shutdown(wait=False)
 
@@ -741,7 +779,7 @@ class SageClient:
         if future is None:
             return None
         try:
-            return future.result()
+            return self._waited_for(future.result)
         except (_TokenStale, _Cancelled):
             return None
 
@@ -749,27 +787,33 @@ class SageClient:
         """Forget the first pages asked for ahead and not used (a run that stopped early)."""
         if self._warm_cancel is not None:
             self._warm_cancel.set()
+            self._warm_cancel = None  # workers sent later get an event of their own
         for future in self._warm.values():
             future.cancel()
         self._warm.clear()
+        self._chain = []
 
     def iter_items(self, resource, **kwargs) -> Iterator[dict]:
         for page in self.iter_pages(resource, **kwargs):
             yield from page
 
     def _pages(self, path, params, first):
+        listing_url = self._url(path, params)
         if first is None:
-            first = self._take_warm(self._url(path, params))
+            first = self._take_warm(listing_url)
         data = first if first is not None else self.request("GET", path, params=params)
-        seen = {self._url(path, params)}
+        seen = {listing_url}
         plan = self._read_ahead_plan(data, params)
         if plan:
-            data = yield from self._read_ahead(data, seen, *plan)
+            data = yield from self._read_ahead(data, seen, *plan, lambda: self._all_asked(listing_url))
         else:
+            if not (isinstance(data, dict) and data.get("$next")):
+                self._all_asked(listing_url)  # a listing of one page
             yield from self._page_items(data)
         while True:
             next_link = data.get("$next") if isinstance(data, dict) else None
             if not next_link:
+                self._all_asked(listing_url)
                 return
             url = self._next_url(next_link, params)
             if url in seen:
@@ -815,8 +859,9 @@ class SageClient:
 
         return page_url, last
 
-    def _read_ahead(self, first, seen, page_url, last):
-        """Yield pages 1 to ``last`` (``first`` is page 1) while workers read the next ones.
+    def _read_ahead(self, first, seen, page_url, last, all_asked):
+        """Yield pages 1 to ``last`` (``first`` is page 1) while workers read the next ones;
+        ``all_asked()`` once page ``last`` has been asked for.
 
         Returns the envelope of page ``last``, whose ``$next`` the caller goes on following.
         """
@@ -840,6 +885,8 @@ class SageClient:
                 seen.add(page_url(upcoming))
                 submit(upcoming)
                 upcoming += 1
+                if upcoming > last:
+                    all_asked()
 
         pool = ThreadPoolExecutor(
             max_workers=min(self.prefetch, last - 1), thread_name_prefix="sage-read-ahead",
@@ -871,7 +918,7 @@ class SageClient:
         """The envelope of page ``number``; refreshes the token here when a worker needed it."""
         while True:
             try:
-                return futures.pop(number).result()
+                return self._waited_for(futures.pop(number).result)
             except _TokenStale as stale:
                 if stale.answered_401:
                     self._refresh_after_401(stale.token)
@@ -966,7 +1013,15 @@ class SageClient:
         Returns the decoded JSON body, or None for an empty body (e.g. 204). With ``accept``
         (e.g. ``"application/pdf"``), asks Sage for that rendition and returns its bytes.
         """
-        return self._send(method.upper(), self._url(path, params), json=json, accept=accept)
+        return self._waited_for(self._send, method.upper(), self._url(path, params), json=json, accept=accept)
+
+    def _waited_for(self, call, *args, **kwargs):
+        """``call(*args, **kwargs)`` on the caller's thread, its duration added to ``wait_seconds``."""
+        started = time.monotonic()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self.wait_seconds += time.monotonic() - started
 
     def _send(self, method, url, json=None, worker=None, refreshed=False, check_expiry=True, accept=None):
         """:meth:`request` for an absolute ``url``.

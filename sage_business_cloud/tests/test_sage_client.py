@@ -69,7 +69,7 @@ class Sleeper:
 
 
 def read_ahead_threads():
-    return [t for t in threading.enumerate() if t.name.startswith("sage-read-ahead")]
+    return [t for t in threading.enumerate() if t.name.startswith(("sage-read-ahead", "sage-first-pages"))]
 
 
 @pytest.fixture
@@ -899,3 +899,36 @@ def test_warming_does_nothing_without_read_ahead(rsps, make_client):
     assert calls == []
     list(client.iter_pages("contacts", attributes=None))
     assert len(calls) == 1
+
+
+def test_a_chained_listing_is_asked_for_while_the_previous_one_is_still_read(rsps, make_client):
+    Listing(6).serve(rsps)  # three pages of two
+    invoices = _slow_listing(rsps, "sales_invoices", 0.2)
+    client = make_client(prefetch=4)
+    client.chain_first_pages([("contacts", None, 2, {}), ("sales_invoices", None, 200, {})])
+
+    contacts = client.iter_pages("contacts", attributes=None, items_per_page=2)
+    assert next(contacts) == [{"id": "1"}, {"id": "2"}]
+    deadline = time.monotonic() + 5
+    while not invoices and time.monotonic() < deadline:  # sent by a worker
+        time.sleep(0.01)
+    assert len(invoices) == 1, "asked for once every contacts page had been asked for"
+    assert list(contacts) == [[{"id": "3"}, {"id": "4"}], [{"id": "5"}, {"id": "6"}]]
+
+    assert list(client.iter_pages("sales_invoices", attributes=None)) == [[{"id": "sales_invoices"}]]
+    assert len(invoices) == 1, "the chained first page is the one read"
+    assert client.request_count == 4
+
+
+def test_a_listing_out_of_the_chain_asks_for_nothing_ahead(rsps, make_client):
+    Listing(6).serve(rsps)
+    invoices = _slow_listing(rsps, "sales_invoices", 0)
+    client = make_client(prefetch=4)
+    client.chain_first_pages([("contacts", None, 2, {"contact_type_id": "CUSTOMER"}),
+                              ("sales_invoices", None, 200, {})])
+
+    assert len(list(client.iter_pages("contacts", attributes=None, items_per_page=2))) == 3
+    time.sleep(0.05)
+    assert invoices == [], "another listing than the chain's: its successor is not guessed at"
+    list(client.iter_pages("sales_invoices", attributes=None))
+    assert len(invoices) == 1

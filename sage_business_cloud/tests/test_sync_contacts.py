@@ -142,6 +142,15 @@ class TestFirstImport(SageSyncCase):
         # and estimates; no deletions nor payments on a first import
         self.assertEqual(run.http_requests, 3 + 6)
 
+    def test_a_run_records_how_long_it_waited_for_sage(self):
+        """An administrator reading a slow run can tell Sage's share from Odoo's."""
+        self._seed_batch("Slow Answer", 3, 0)
+        self.sandbox.add_fault(delay=0.4, path="/v3.1/contacts", method="GET", count=1)
+        run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        self.assertGreaterEqual(run.wait_seconds, 0.4)
+        self.assertLess(run.wait_seconds, run.duration)
+
     def test_run_cost_does_not_grow_with_the_page(self):
         """A page of 10 new contacts and a page of 40 cost the same number of queries."""
         self._seed_batch("Seed", 3, 1)

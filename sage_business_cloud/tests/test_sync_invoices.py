@@ -4,6 +4,7 @@ invoices on and off, access of a plain user, waiting invoices and the cost of op
 from datetime import date, timedelta
 from unittest.mock import patch
 
+from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user
 
@@ -158,6 +159,25 @@ class TestInvoiceFigures(SageSyncCase):
         self.assertEqual(person.sage_display_overdue_amount, 90)
         self.assertEqual(person.sage_display_invoice_ids, company.sage_invoice_ids)
         self.assertEqual(person.sage_url, company.sage_url)
+
+    def test_figures_recomputed_by_chunks_reach_every_partner(self):
+        """The figures of a first import are recomputed a chunk of partners at a time: each
+        partner, and the person of a company in a later chunk, gets its own amounts."""
+        amounts = {self.sage_contact(f"Fulmar {n} Ltd", person=f"Ana Fulmar {n}" if n == 4 else None): 10.0 * n
+                   for n in range(1, 6)}
+        for sage_id, amount in amounts.items():
+            self.sage_invoice(sage_id, amount, days_old=50, due_in=30)
+        # today's refresh of stale figures done already: it would recompute every partner again
+        self.connection._write_sync_state({"figures_refreshed_on": fields.Date.context_today(self.connection)})
+        with patch("odoo.addons.sage_business_cloud.models.sage_sync_invoices.FIGURES_CHUNK", 2):
+            run = self.sync()
+        self.assertEqual(run.state, "done", run.message)
+        for sage_id, amount in amounts.items():
+            partner = self.partner_of(sage_id)
+            self.assertEqual((partner.sage_outstanding_amount, partner.sage_overdue_amount), (amount, amount),
+                             partner.name)
+        person = self.partner_of(list(amounts)[3]).child_ids.filtered(lambda c: c.type == "contact")
+        self.assertEqual(person.sage_display_overdue_amount, 40.0)
 
     def test_unmappable_invoice_is_read_again_after_the_watermark_moved(self):
         sage_id = self.sage_contact("Garganey Ltd")
