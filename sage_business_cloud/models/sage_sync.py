@@ -58,6 +58,7 @@ from psycopg2.extras import Json as PsycopgJson
 import odoo
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL, split_every
 
 from ..services.sage_client import (
     SageAuthError,
@@ -74,6 +75,8 @@ _logger = logging.getLogger(__name__)
 #: Watermarks are set to the run start minus this, so nothing falls between two runs.
 OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 200
+#: Rows of one UPDATE of company-dependent values (``_write_company_values``).
+WRITE_CHUNK = 1000
 #: Namespace of the advisory lock (first key); the second key is the connection id.
 LOCK_NAMESPACE = 0x5A6E
 SYNC_CONTEXT = {"sage_no_push": True, "tracking_disable": True, "mail_create_nolog": True,
@@ -375,12 +378,42 @@ class SageSync(models.AbstractModel):
         fnames = sorted(vals_list[0])
         fields_ = records._fields
         records.flush_recordset(fnames)
-        records._write_multi([
-            {fname: _column_value(fields_[fname], vals[fname], record) for fname in fnames}
-            for record, vals in zip(records, vals_list, strict=True)
-        ])
+        if all(fields_[fname].company_dependent for fname in fnames):
+            self._write_company_values(records, fnames, vals_list)
+        else:
+            records._write_multi([
+                {fname: _column_value(fields_[fname], vals[fname], record) for fname in fnames}
+                for record, vals in zip(records, vals_list, strict=True)
+            ])
         records.invalidate_recordset(fnames)
         records.modified(fnames)
+
+    @api.model
+    def _write_company_values(self, records, fnames, vals_list):
+        """The current company's values of company-dependent columns, merged into each row's JSON
+        with one UPDATE per ``WRITE_CHUNK`` rows.
+
+        Odoo's own write of such a column compares every value with the column's fallbacks in
+        SQL, and sends each one as a JSON document: for the figures of a first import (sixteen
+        columns of some 10,000 partners) that took seconds. Here each value travels as a plain
+        SQL value and is put under the company's key; the fields' reads and searches see the
+        same thing (a value equal to the fallback is stored rather than left out).
+        """
+        fields_ = records._fields
+        company = str(records.env.company.id)
+        table = SQL.identifier(records._table)
+        assignments = SQL(", ").join(
+            SQL("%s = COALESCE(%s.%s, '{}'::jsonb) || jsonb_build_object(%s, v.%s)",
+                SQL.identifier(fname), table, SQL.identifier(fname), company, SQL.identifier(fname))
+            for fname in fnames)
+        columns = SQL(", ").join(SQL.identifier(fname) for fname in fnames)
+        for chunk in split_every(WRITE_CHUNK, list(zip(records, vals_list, strict=True))):
+            rows = SQL(", ").join(
+                SQL("%s", (record.id, *(_column_scalar(fields_[fname], vals[fname], record) for fname in fnames)))
+                for record, vals in chunk)
+            self.env.cr.execute(SQL(
+                "UPDATE %s SET %s, write_uid = %s, write_date = %s FROM (VALUES %s) AS v(id, %s) WHERE %s.id = v.id",
+                table, assignments, self.env.uid, self.env.cr.now(), rows, columns, table))
 
     # ------------------------------------------------------------------
     # lookups
@@ -401,11 +434,18 @@ def _column_value(field, value, record):
     """Database value of ``value`` for ``field``. Amounts are written as they come from Sage's
     sums: converting a Monetary field would read each record's currency (a compute per record).
     A company-dependent value is written for the record's current company (``with_company``)."""
+    if field.company_dependent:
+        return PsycopgJson({str(record.env.company.id): _column_scalar(field, value, record)})
     if field.type == "monetary":
         return float(value or 0.0)
-    if field.company_dependent:
-        column = field.convert_to_column(value, record)
-        if isinstance(column, (date, datetime)):
-            column = column.isoformat()
-        return PsycopgJson({str(record.env.company.id): column})
     return field.convert_to_column_update(value, record)
+
+
+def _column_scalar(field, value, record):
+    """The plain value a company-dependent ``field`` keeps under a company's key (JSON-ready)."""
+    if field.type == "monetary":
+        return float(value or 0.0)
+    column = field.convert_to_column(value, record)
+    if isinstance(column, (date, datetime)):
+        column = column.isoformat()
+    return column

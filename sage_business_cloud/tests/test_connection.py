@@ -272,6 +272,26 @@ class TestMultiCompany(SageTransactionCase):
             allowed_company_ids=[self.env.company.id, other_company.id]).search([("partner_id", "=", shared.id)])
         self.assertEqual(visible.number, "SI-1")
 
+    def test_figures_of_a_partner_shared_by_two_books_are_kept_per_company(self):
+        other_company = self.env["res.company"].create({"name": "Other Books Ltd",
+                                                        "currency_id": self.env.company.currency_id.id})
+        other = self.env["sage.connection"].create({"company_id": other_company.id})
+        shared = self.env["res.partner"].create({"name": "Shared Customer Ltd", "is_company": True})
+        for connection, amount, sage_id in ((self.connection, 10, "1"), (other, 25, "2")):
+            self.env["sage.invoice"].create({
+                "partner_id": shared.id, "connection_id": connection.id, "sage_id": sage_id * 32,
+                "invoice_type": "sale", "number": "SI-" + sage_id, "currency_id": connection._sage_currency().id,
+                "status": "UNPAID", "total_amount": amount, "outstanding_amount": amount,
+            })
+        for connection in (self.connection, other, self.connection):  # each book's own recomputation
+            shared._sage_recompute_invoice_figures(connection)
+        shared.invalidate_recordset()
+        self.assertEqual(shared.with_company(self.env.company).sage_outstanding_amount, 10)
+        self.assertEqual(shared.with_company(other_company).sage_outstanding_amount, 25)
+        self.assertEqual(self.env["res.partner"].with_company(other_company).search(
+            [("id", "=", shared.id), ("sage_outstanding_amount", "=", 25)]), shared)
+        self.assertFalse(self.env["res.partner"].search([("id", "=", shared.id), ("sage_outstanding_amount", "=", 25)]))
+
     def test_sync_errors_and_deleted_contacts_stay_in_their_company(self):
         other_company = self.env["res.company"].create({"name": "Other Books Ltd"})
         other = self.env["sage.connection"].create({"company_id": other_company.id})
