@@ -27,6 +27,8 @@ DOCUMENT_TYPES = [
 ]
 #: Documents that carry an amount owed (invoices) or owed back (credit notes).
 INVOICE_TYPES = ("sale", "purchase")
+#: Stored computed fields that ``_sage_with_computed`` gives for the rows the sync creates.
+SYNC_COMPUTED = ("company_id", "partner_team_id", "payment_state", "aged_bucket")
 CREDIT_TYPES = ("sale_credit", "purchase_credit")
 QUOTE_TYPES = ("quote", "estimate")
 #: What is only for the group "Sage: supplier invoices".
@@ -92,6 +94,17 @@ class SageInvoice(models.Model):
         for invoice in self:
             invoice.payment_state = _payment_state(
                 invoice.status, invoice.outstanding_amount, invoice.total_amount, invoice.currency_id)
+
+    @api.model
+    def _sage_create_computed(self, vals_list, connection):
+        """Create the rows of ``vals_list`` with their stored computed fields given
+        (``_sage_with_computed``). Odoo protects only editable or precomputed fields given to
+        ``create`` from being computed again, so these would be recomputed row by row at the
+        next flush, to the same values: they are taken off the list of fields to compute."""
+        rows = self.create(self._sage_with_computed(vals_list, connection))
+        for fname in SYNC_COMPUTED:
+            self.env.remove_to_compute(self._fields[fname], rows)
+        return rows
 
     @api.model
     def _sage_with_computed(self, vals_list, connection):

@@ -167,7 +167,7 @@ class SageSync(models.AbstractModel):
                 to_create.append(values)
             state.counts["invoices_stored"] += 1
         if to_create:
-            Invoice.create(Invoice._sage_with_computed(to_create, connection))
+            Invoice._sage_create_computed(to_create, connection)
         Backlog._add(connection, "invoices", waiting)
         # Failed invoices are read again by id at the next runs (the watermark moves past them).
         Backlog._add(connection, INVOICE_RETRY[invoice_type], failed)
